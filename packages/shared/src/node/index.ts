@@ -1,0 +1,2 @@
+// Node-only helpers (crypto, Redis). Not for the browser.
+export {};
