@@ -113,12 +113,19 @@ export class AppError extends Error {
 
   /** REST body: `{"error": {"code", "message", "details"}}` (api.md). */
   toProblem(): { error: { code: ErrorCode; message: string; details?: unknown } } {
-    return { error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) } };
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
   }
 
   /** JSON-RPC error object; `data.code` is the catalogue code, other details are merged into `data`. */
   toJsonRpcError(): { code: number; message: string; data: Record<string, unknown> } {
-    const extra = this.details && typeof this.details === "object" ? (this.details as Record<string, unknown>) : {};
+    const extra =
+      this.details && typeof this.details === "object" ? (this.details as Record<string, unknown>) : {};
     return { code: jsonRpcCodeOf(this.code), message: this.message, data: { ...extra, code: this.code } };
   }
 }

@@ -12,7 +12,11 @@ export const TenantSettingsSchema = z
     /** Store tool-call arguments in the audit log (off: only size and hash). */
     captureArguments: z.boolean().default(false),
     /** Tenant-wide rate limit. */
-    rateLimit: z.object({ perMinute: z.number().int().min(1).max(1_000_000) }).strict().nullable().default(null),
+    rateLimit: z
+      .object({ perMinute: z.number().int().min(1).max(1_000_000) })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict();
 export type TenantSettings = z.infer<typeof TenantSettingsSchema>;
