@@ -2,4 +2,5 @@
 export * from "./bus.js";
 export * from "./config-snapshot.js";
 export * from "./errors.js";
+export * from "./principal.js";
 export * from "./tenant-settings.js";
