@@ -1,8 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// One runner for the whole repo: unit tests beside the code, e2e under test/e2e.
+// One runner for the whole repo: unit and integration tests beside the code, cross-process e2e under test/.
 export default defineConfig({
   test: {
-    projects: ["packages/*", "apps/*", "test"],
+    projects: ["packages/shared", "packages/db", "apps/api", "apps/gateway", "test"],
   },
 });
