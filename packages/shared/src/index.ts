@@ -2,5 +2,26 @@
 export * from "./bus.js";
 export * from "./config-snapshot.js";
 export * from "./errors.js";
+export { compileGlob, type Glob, isGlob } from "./policy/glob.js";
+export {
+  type CompiledPolicy,
+  compilePolicy,
+  POLICY_CEL_VARIABLES,
+  type PolicyDecision,
+  type PolicyExplanation,
+  type PolicyInput,
+  type PolicyTraceEntry,
+} from "./policy/policy.engine.js";
+export {
+  DEFAULT_POLICY,
+  POLICY_LIMITS,
+  POLICY_RULE_ID_PATTERN,
+  type PolicyDocument,
+  PolicyDocumentSchema,
+  type PolicyRule,
+  PolicyRuleSchema,
+  PRINCIPAL_PATTERN,
+} from "./policy/policy.schema.js";
 export * from "./principal.js";
+export * from "./schemas/index.js";
 export * from "./tenant-settings.js";

@@ -1,2 +1,15 @@
 // Node-only helpers (crypto, Redis). Not for the browser.
-export {};
+export {
+  ADMIN_TOKEN_PREFIX,
+  API_KEY_PREFIX,
+  type GeneratedToken,
+  generateAdminToken,
+  generateApiKey,
+  hashToken,
+  looksLikeAdminToken,
+  looksLikeApiKey,
+  safeEqual,
+  VISIBLE_PREFIX_LENGTH,
+  verifyToken,
+} from "./keys.js";
+export { createSealer, generateSecretsKey, parseSecretsKey, type Sealer, SealingError } from "./sealing.js";
