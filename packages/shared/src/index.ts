@@ -25,3 +25,4 @@ export {
 export * from "./principal.js";
 export * from "./schemas/index.js";
 export * from "./tenant-settings.js";
+export * from "./tool-names.js";
