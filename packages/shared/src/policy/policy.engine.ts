@@ -119,7 +119,22 @@ interface FieldIssue {
 /** Validates a policy document and compiles it; throws `AppError("VALIDATION_FAILED")` naming each bad field. */
 export function compilePolicy(doc: unknown): CompiledPolicy {
   const parsed = PolicyDocumentSchema.safeParse(doc);
-  if (!parsed.success) throw invalid(zodIssues(parsed.error, doc));
+  if (!parsed.success) {
+    // Report bad conditions in the same answer as the schema problems, so one save shows all.
+    const issues = zodIssues(parsed.error, doc);
+    rawRules(doc).forEach((rule, index) => {
+      const when = (rule as { when?: unknown } | null)?.when;
+      const path = `rules[${index}].when`;
+      if (typeof when !== "string" || when.trim() === "" || issues.some((i) => i.path === path)) return;
+      try {
+        compileCondition(when);
+      } catch (err) {
+        const id = ruleIdAt(doc, index);
+        issues.push({ path, message: `${id ? `rule "${id}": ` : ""}${celErrorText(err)}` });
+      }
+    });
+    throw invalid(issues);
+  }
   const document = parsed.data;
   const issues: FieldIssue[] = [];
   const rules: CompiledRule[] = document.rules.map((rule, index) => {
@@ -168,11 +183,14 @@ function zodIssues(error: z.ZodError, doc: unknown): FieldIssue[] {
   return out;
 }
 
-function ruleIdAt(doc: unknown, index: number): string | null {
-  if (!doc || typeof doc !== "object") return null;
+function rawRules(doc: unknown): unknown[] {
+  if (!doc || typeof doc !== "object") return [];
   const rules = (doc as { rules?: unknown }).rules;
-  if (!Array.isArray(rules)) return null;
-  const rule = rules[index] as { id?: unknown } | undefined;
+  return Array.isArray(rules) ? rules : [];
+}
+
+function ruleIdAt(doc: unknown, index: number): string | null {
+  const rule = rawRules(doc)[index] as { id?: unknown } | null | undefined;
   return rule && typeof rule.id === "string" && rule.id.length <= 64 ? rule.id : null;
 }
 
