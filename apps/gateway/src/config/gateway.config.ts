@@ -1,0 +1,130 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v));
+
+/** Every variable the gateway reads. This module is the only reader of `process.env`. */
+export const GatewayEnvSchema = z.object({
+  GATEWAY_PORT: int(0, 65535).default(8080),
+  GATEWAY_HOST: z.string().min(1).default("0.0.0.0"),
+  DATABASE_URL: optionalString,
+  REDIS_URL: optionalString.pipe(z.string().url().optional()),
+  REDIS_KEY_PREFIX: z.string().default("gatehouse:"),
+  SECRETS_KEY: optionalString,
+  PUBLIC_GATEWAY_URL: z.string().url().default("http://localhost:8080"),
+  /** Extra Host header values accepted besides localhost and the public host (comma separated). */
+  GATEWAY_ALLOWED_HOSTS: z.string().default(""),
+  GATEWAY_ALLOW_STDIO: bool.default(false),
+  GATEWAY_NODE_ID: optionalString,
+  GATEWAY_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** How long an idle session is kept in the session store. */
+  GATEWAY_SESSION_TTL_SECONDS: int(10, 7 * 24 * 3600).default(3600),
+  /** Upper bound on establishing an upstream connection; past it the upstream counts as down. */
+  GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3000),
+  /** Default per-upstream request timeout when the upstream sets none. */
+  GATEWAY_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  /** After a failed connect, calls to that upstream fail fast for this long. */
+  GATEWAY_UPSTREAM_RETRY_AFTER_MS: int(0, 600_000).default(5000),
+  GATEWAY_STDIO_IDLE_TIMEOUT_MS: int(1000, 24 * 3600_000).default(5 * 60_000),
+  GATEWAY_STDIO_MAX_LIFETIME_MS: int(1000, 7 * 24 * 3600_000).default(3600_000),
+  /** Safety net besides the bus: compare cached config versions with the database this often (0 = off). */
+  GATEWAY_CONFIG_RECHECK_MS: int(0, 3600_000).default(30_000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  redisKeyPrefix: string;
+  secretsKey: string | undefined;
+  /** Without a trailing slash. */
+  publicUrl: string;
+  allowedHosts: string[];
+  allowStdio: boolean;
+  nodeId: string;
+  maxBodyBytes: number;
+  sessionTtlSeconds: number;
+  upstreamConnectTimeoutMs: number;
+  upstreamTimeoutMs: number;
+  upstreamRetryAfterMs: number;
+  stdioIdleTimeoutMs: number;
+  stdioMaxLifetimeMs: number;
+  configRecheckMs: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment once; throws a ConfigError naming every bad variable. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const parsed = GatewayEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(env)"}: ${i.message}`);
+    throw new ConfigError(`Invalid gateway environment:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return gatewayConfig({
+    port: e.GATEWAY_PORT,
+    host: e.GATEWAY_HOST,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    secretsKey: e.SECRETS_KEY,
+    publicUrl: e.PUBLIC_GATEWAY_URL,
+    allowedHosts: e.GATEWAY_ALLOWED_HOSTS.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    allowStdio: e.GATEWAY_ALLOW_STDIO,
+    ...(e.GATEWAY_NODE_ID ? { nodeId: e.GATEWAY_NODE_ID } : {}),
+    maxBodyBytes: e.GATEWAY_MAX_BODY_BYTES,
+    sessionTtlSeconds: e.GATEWAY_SESSION_TTL_SECONDS,
+    upstreamConnectTimeoutMs: e.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS,
+    upstreamTimeoutMs: e.GATEWAY_UPSTREAM_TIMEOUT_MS,
+    upstreamRetryAfterMs: e.GATEWAY_UPSTREAM_RETRY_AFTER_MS,
+    stdioIdleTimeoutMs: e.GATEWAY_STDIO_IDLE_TIMEOUT_MS,
+    stdioMaxLifetimeMs: e.GATEWAY_STDIO_MAX_LIFETIME_MS,
+    configRecheckMs: e.GATEWAY_CONFIG_RECHECK_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+/** A complete config from a partial one, with the same defaults as the environment (for tests and the embedded entry). */
+export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConfig {
+  const publicUrl = (partial.publicUrl ?? "http://localhost:8080").replace(/\/+$/, "");
+  return {
+    port: 8080,
+    host: "0.0.0.0",
+    databaseUrl: undefined,
+    redisUrl: undefined,
+    redisKeyPrefix: "gatehouse:",
+    secretsKey: undefined,
+    allowedHosts: [],
+    allowStdio: false,
+    nodeId: `${hostname()}-${randomBytes(3).toString("hex")}`,
+    maxBodyBytes: 4 * 1024 * 1024,
+    sessionTtlSeconds: 3600,
+    upstreamConnectTimeoutMs: 3000,
+    upstreamTimeoutMs: 60_000,
+    upstreamRetryAfterMs: 5000,
+    stdioIdleTimeoutMs: 5 * 60_000,
+    stdioMaxLifetimeMs: 3600_000,
+    configRecheckMs: 30_000,
+    logLevel: "info",
+    ...partial,
+    publicUrl,
+  };
+}

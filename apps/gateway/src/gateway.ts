@@ -1,0 +1,370 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Db } from "@gatehouse/db";
+import { AppError, type Bus, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
+import { createSealer, type Sealer } from "@gatehouse/shared/node";
+import { type Logger, pino } from "pino";
+import type { Registry } from "prom-client";
+import { authenticate, JwtVerifier } from "./auth/authenticate.js";
+import type { GatewayConfig } from "./config/gateway.config.js";
+import { allowedHostSet, rejectForeignHost, rejectForeignOrigin } from "./http/guards.js";
+import { sendAppError, sendEmpty, sendJson } from "./http/respond.js";
+import { listSignature, mergedList } from "./mcp/aggregate.js";
+import { Dispatcher } from "./mcp/dispatch.js";
+import { SessionRegistry } from "./mcp/local-session.js";
+import { type Caller, McpEndpoint } from "./mcp/streamable-http.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics/metrics.js";
+import { type AuditSink, noopAuditSink, noopRateLimiter, type RateLimiter } from "./ports.js";
+import { MemorySessionStore, type SessionStore } from "./sessions/session-store.js";
+import { TenantConfigCache } from "./tenancy/config-cache.js";
+import type { TenantState } from "./tenancy/tenant-state.js";
+import { type CatalogChangeKind, UpstreamManager, upstreamKey } from "./upstream/upstream-manager.js";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  db: Db;
+  bus: Bus;
+  /** Default: in memory (one node). Pass a RedisSessionStore so any node can serve any session. */
+  sessions?: SessionStore;
+  logger?: Logger;
+  /** Issue 4 seams: token buckets and the audit writer. Defaults do nothing. */
+  rateLimiter?: RateLimiter;
+  audit?: AuditSink;
+  /** Prometheus registry for /metrics; pass one to add metrics of your own. */
+  registry?: Registry;
+  /** Overrides the sealer built from config.secretsKey. */
+  sealer?: Sealer;
+}
+
+export interface Gateway {
+  readonly server: Server;
+  readonly config: GatewayConfig;
+  readonly metrics: GatewayMetrics;
+  readonly tenants: TenantConfigCache;
+  listen(port?: number, host?: string): Promise<{ port: number }>;
+  /** Graceful: stops accepting, ends streams, drops upstream connections, flushes audit. */
+  close(): Promise<void>;
+}
+
+const MCP_PATH = /^\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
+const PRM_PATH = /^\/\.well-known\/oauth-protected-resource\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
+
+function safeDecode(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
+  const { config, db, bus } = deps;
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const metrics = createGatewayMetrics(deps.registry);
+  const store = deps.sessions ?? new MemorySessionStore(config.sessionTtlSeconds);
+  const sealer = deps.sealer ?? (config.secretsKey ? createSealer(config.secretsKey) : null);
+  const rateLimiter = deps.rateLimiter ?? noopRateLimiter;
+  const audit = deps.audit ?? noopAuditSink;
+  const ownOrigin = new URL(config.publicUrl).origin;
+  const hosts = allowedHostSet(config.publicUrl, config.allowedHosts);
+
+  const tenants = new TenantConfigCache({
+    prisma: db.prisma,
+    bus,
+    publicUrl: config.publicUrl,
+    logger,
+    recheckMs: config.configRecheckMs,
+  });
+  const upstreams = new UpstreamManager(config, sealer, logger);
+  const sessions = new SessionRegistry({ store, upstreams, nodeId: config.nodeId, logger });
+  const dispatcher = new Dispatcher({ upstreams, sessions, rateLimiter, audit, metrics, logger });
+  const endpoint = new McpEndpoint({
+    sessions,
+    dispatcher,
+    metrics,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  const jwt = new JwtVerifier();
+
+  /** Tells sessions on this node whose visible tools changed (MCP "List Changed Notification"). */
+  const relayListChanged = async (tenant: TenantState, kind: CatalogChangeKind, only?: UpstreamSnapshot) => {
+    for (const s of sessions.sessions.values()) {
+      if (s.record.tenantId !== tenant.id || !s.getStream || s.getStream.isClosed) continue;
+      if (only && s.record.upstream !== null && s.record.upstream !== only.name) continue;
+      const single = s.record.upstream ? (tenant.upstreamsByName.get(s.record.upstream) ?? null) : null;
+      if (s.record.upstream && !single) continue;
+      if (kind !== "tools") {
+        s.notify({ jsonrpc: "2.0", method: `notifications/${kind}/list_changed` });
+        continue;
+      }
+      if (s.toolsSignature === null) continue;
+      try {
+        const items = await mergedList(
+          { tenant, principal: s.principal, single },
+          upstreams,
+          "tools",
+          logger,
+        );
+        const sig = listSignature(items);
+        if (sig !== s.toolsSignature) {
+          s.toolsSignature = sig;
+          s.notify({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+        }
+      } catch {
+        // the single upstream is down: nothing to tell
+      }
+    }
+  };
+
+  upstreams.onCatalogChange((u, kind) => {
+    const tenant = [...sessions.sessions.values()]
+      .map((s) => tenants.peek(s.record.tenantId))
+      .find((t) => t?.upstreams.some((x) => x.id === u.id));
+    if (tenant) void relayListChanged(tenant, kind, u);
+  });
+
+  tenants.onChange((tenantId, next, prev) => {
+    metrics.tenantsLoaded.set(tenants.size);
+    if (!next) {
+      // Tenant deleted: its sessions end on this node.
+      for (const s of [...sessions.sessions.values()])
+        if (s.record.tenantId === tenantId) void sessions.dropLocal(s, true);
+      return;
+    }
+    if (!prev) return;
+    upstreams.retain(new Set(next.upstreams.map(upstreamKey)), new Set(prev.upstreams.map((u) => u.id)));
+    // Policy or upstream set changed: views may differ now.
+    void relayListChanged(next, "tools");
+  });
+
+  const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
+    let database = false;
+    try {
+      await db.prisma.$queryRaw`SELECT 1`;
+      database = true;
+    } catch {
+      database = false;
+    }
+    const checks = { database, bus: bus.connected, draining: !closing };
+    return { ready: database && bus.connected && !closing, checks };
+  };
+
+  let closing = false;
+
+  const resourceMetadata = (tenant: TenantState, upstream: string | undefined) => ({
+    resource: upstream ? `${tenant.gatewayUrl}/${upstream}` : tenant.gatewayUrl,
+    authorization_servers: [...new Set(tenant.identityProviders.map((i) => i.issuer))],
+    bearer_methods_supported: ["header"],
+    scopes_supported: [],
+    resource_name: `Gatehouse MCP gateway for ${tenant.slug}`,
+  });
+
+  const corsHeaders = (req: IncomingMessage, tenant: TenantState): Record<string, string> => {
+    const origin = req.headers.origin;
+    if (!origin) return {};
+    return {
+      "access-control-allow-origin": origin,
+      "access-control-expose-headers": "Mcp-Session-Id, WWW-Authenticate",
+      vary: "Origin",
+      ...(tenant ? {} : {}),
+    };
+  };
+
+  const handleMcp = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    tenantRef: string,
+    upstreamName: string | undefined,
+  ): Promise<void> => {
+    let tenant: TenantState | null;
+    try {
+      tenant = await tenants.get(tenantRef);
+    } catch (err) {
+      logger.error({ err, requestId }, "tenant lookup failed");
+      sendAppError(
+        res,
+        new AppError(ErrorCode.SERVICE_UNAVAILABLE, "Configuration store unavailable; retry shortly."),
+      );
+      return;
+    }
+    if (!tenant) {
+      sendAppError(
+        res,
+        new AppError(ErrorCode.NOT_FOUND, `No tenant ${JSON.stringify(tenantRef)} on this gateway.`),
+      );
+      return;
+    }
+    if (rejectForeignOrigin(req, res, ownOrigin, tenant.allowedOrigins)) return;
+    const cors = corsHeaders(req, tenant);
+    if (req.method === "OPTIONS") {
+      sendEmpty(res, 204, {
+        ...cors,
+        "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
+        "access-control-allow-headers":
+          "Authorization, X-API-Key, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID",
+        "access-control-max-age": "600",
+      });
+      return;
+    }
+    const auth = await authenticate(req, tenant, jwt);
+    if (!auth.ok) {
+      const metadataUrl = `${config.publicUrl}/.well-known/oauth-protected-resource/t/${tenant.slug}/mcp`;
+      // RFC 6750 §3 / RFC 9728 §5.1: point the client at the protected resource metadata.
+      const challenge = `Bearer resource_metadata="${metadataUrl}"${auth.presented ? ', error="invalid_token"' : ""}`;
+      logger.info({ requestId, tenant: tenant.slug, reason: auth.reason }, "unauthenticated");
+      sendAppError(
+        res,
+        new AppError(
+          ErrorCode.UNAUTHENTICATED,
+          auth.presented
+            ? "The credentials are not valid for this tenant; use an API key or token issued for it."
+            : "Authentication required: send Authorization: Bearer <API key or token>.",
+        ),
+        null,
+        { ...cors, "www-authenticate": challenge },
+      );
+      return;
+    }
+    let single: UpstreamSnapshot | null = null;
+    if (upstreamName !== undefined) {
+      single = tenant.upstreamsByName.get(upstreamName) ?? null;
+      if (!single?.enabled) {
+        sendAppError(
+          res,
+          new AppError(
+            ErrorCode.NOT_FOUND,
+            `No enabled upstream ${JSON.stringify(upstreamName)} in this tenant.`,
+          ),
+          null,
+          cors,
+        );
+        return;
+      }
+    }
+    const caller: Caller = { tenant, principal: auth.principal, single, requestId, headers: cors };
+    await endpoint.handle(req, res, caller);
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+    const rawPath = (req.url ?? "/").split("?")[0] ?? "/";
+    if (rawPath === "/healthz") return sendJson(res, 200, { status: "ok", node: config.nodeId });
+    if (rawPath === "/readyz") {
+      const r = await readiness();
+      return sendJson(res, r.ready ? 200 : 503, { status: r.ready ? "ready" : "not ready", ...r.checks });
+    }
+    if (rawPath === "/metrics") {
+      metrics.sessionsOpen.set(sessions.sessions.size);
+      metrics.busConnected.set(bus.connected ? 1 : 0);
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    if (rejectForeignHost(req, res, hosts)) return;
+    const mcp = MCP_PATH.exec(rawPath);
+    if (mcp) {
+      const tenantRef = safeDecode(mcp[1]!);
+      const upstream = mcp[2] === undefined ? undefined : safeDecode(mcp[2]);
+      if (tenantRef === null || upstream === null) {
+        return sendAppError(res, new AppError(ErrorCode.INVALID_REQUEST, "Malformed path."));
+      }
+      return await handleMcp(req, res, requestId, tenantRef, upstream);
+    }
+    const prm = PRM_PATH.exec(rawPath);
+    if (prm && (req.method === "GET" || req.method === "HEAD")) {
+      const tenantRef = safeDecode(prm[1]!);
+      const tenant = tenantRef ? await tenants.get(tenantRef) : null;
+      if (!tenant) return sendAppError(res, new AppError(ErrorCode.NOT_FOUND, "No such tenant."));
+      return sendJson(res, 200, resourceMetadata(tenant, prm[2]), {
+        "access-control-allow-origin": "*",
+        "cache-control": "max-age=60",
+      });
+    }
+    return sendAppError(res, new AppError(ErrorCode.NOT_FOUND, `Nothing at ${rawPath}.`));
+  };
+
+  const server = createServer((req, res) => {
+    const requestId =
+      typeof req.headers["x-request-id"] === "string" && req.headers["x-request-id"].length <= 128
+        ? req.headers["x-request-id"]
+        : randomUUID();
+    res.setHeader("x-request-id", requestId);
+    res.on("finish", () =>
+      metrics.httpRequests.inc({ method: req.method ?? "", status: String(res.statusCode) }),
+    );
+    if (closing) {
+      sendAppError(
+        res,
+        new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This gateway node is shutting down; retry."),
+        null,
+        {
+          connection: "close",
+        },
+      );
+      return;
+    }
+    // Nothing a client sends may take the node down: every failure becomes a response.
+    route(req, res, requestId).catch((err: unknown) => {
+      logger.error({ err, requestId }, "unhandled request failure");
+      if (!res.headersSent) {
+        sendAppError(
+          res,
+          new AppError(
+            ErrorCode.INTERNAL,
+            "Internal gateway error; the log has details under the request id.",
+          ),
+        );
+      } else if (!res.writableEnded) res.end();
+    });
+  });
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0; // SSE streams are long-lived
+
+  await tenants.start();
+  await sessions.start();
+
+  const gateway: Gateway = {
+    server,
+    config,
+    metrics,
+    tenants,
+    async listen(port = config.port, host = config.host) {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      const addr = server.address() as AddressInfo;
+      logger.info({ port: addr.port, host }, "gateway listening");
+      return { port: addr.port };
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      const stopped = new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+      });
+      await sessions.close();
+      server.closeIdleConnections();
+      // In-flight requests get a moment to finish; then the rest is cut.
+      const force = setTimeout(() => server.closeAllConnections(), 5000);
+      force.unref();
+      await stopped;
+      clearTimeout(force);
+      await Promise.allSettled([upstreams.close(), tenants.close(), audit.flush()]);
+      if (!deps.sessions) await store.close();
+    },
+  };
+  return gateway;
+}

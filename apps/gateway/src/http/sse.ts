@@ -1,0 +1,141 @@
+import type { ServerResponse } from "node:http";
+
+const KEEPALIVE_MS = 15_000;
+
+function sseHeaders(extra: Record<string, string>): Record<string, string> {
+  return {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache, no-transform",
+    connection: "keep-alive",
+    // Streamable HTTP: servers SHOULD send X-Accel-Buffering: no so proxies do not buffer events.
+    "x-accel-buffering": "no",
+    ...extra,
+  };
+}
+
+/** A long-lived SSE stream (the GET stream of a session). */
+export class SseStream {
+  private closed = false;
+  private readonly keepalive: NodeJS.Timeout;
+  private readonly closeHandlers: Array<() => void> = [];
+
+  constructor(
+    private readonly res: ServerResponse,
+    headers: Record<string, string> = {},
+  ) {
+    res.writeHead(200, sseHeaders(headers));
+    res.flushHeaders();
+    // An SSE comment line keeps intermediaries from timing out a quiet stream.
+    this.keepalive = setInterval(() => this.writeRaw(": keepalive\n\n"), KEEPALIVE_MS);
+    this.keepalive.unref();
+    res.on("close", () => this.markClosed());
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closeHandlers.push(fn);
+  }
+
+  send(message: unknown): boolean {
+    return this.writeRaw(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.res.end();
+    this.markClosed();
+  }
+
+  private writeRaw(chunk: string): boolean {
+    if (this.closed || this.res.writableEnded) return false;
+    this.res.write(chunk);
+    return true;
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepalive);
+    for (const fn of this.closeHandlers.splice(0)) {
+      try {
+        fn();
+      } catch {
+        // a close handler must not take the node down
+      }
+    }
+  }
+}
+
+/**
+ * The answer to one POSTed JSON-RPC request (Streamable HTTP, "Sending Messages"): a single JSON
+ * object when nothing else needs to go out first, switching to an SSE stream scoped to the request
+ * as soon as a related notification or server-to-client request must be sent before the response.
+ */
+export class ResponseChannel {
+  private stream: SseStream | null = null;
+  private finished = false;
+  private readonly closeHandlers: Array<() => void> = [];
+  private clientGone = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly acceptsSse: boolean,
+    private readonly headers: Record<string, string>,
+  ) {
+    res.on("close", () => {
+      if (!res.writableFinished) {
+        this.clientGone = true;
+        for (const fn of this.closeHandlers.splice(0)) fn();
+      }
+    });
+  }
+
+  /** True when intermediate messages can reach the client (SSE accepted, not finished, still connected). */
+  get canStream(): boolean {
+    return this.acceptsSse && !this.finished && !this.clientGone;
+  }
+
+  get isOpen(): boolean {
+    return !this.finished && !this.clientGone;
+  }
+
+  /** Called when the client disconnects before the final response. */
+  onClientGone(fn: () => void): void {
+    if (this.clientGone) fn();
+    else this.closeHandlers.push(fn);
+  }
+
+  /** Sends a request-related message before the final response; false when it could not. */
+  send(message: unknown): boolean {
+    if (!this.canStream) return false;
+    if (!this.stream) this.stream = new SseStream(this.res, this.headers);
+    return this.stream.send(message);
+  }
+
+  /** The final JSON-RPC response; ends the HTTP response. */
+  finish(message: unknown, status = 200): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.clientGone) return;
+    if (this.stream) {
+      this.stream.send(message);
+      this.stream.close();
+      return;
+    }
+    if (this.res.headersSent) {
+      this.res.end();
+      return;
+    }
+    const payload = JSON.stringify(message);
+    this.res.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(payload),
+      ...this.headers,
+    });
+    this.res.end(payload);
+  }
+}

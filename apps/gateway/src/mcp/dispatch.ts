@@ -1,0 +1,412 @@
+import { createHash } from "node:crypto";
+import { AppError, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
+import type { Logger } from "pino";
+import type { GatewayMetrics } from "../metrics/metrics.js";
+import type { AuditSink, RateLimiter } from "../ports.js";
+import { toAppError, type UpstreamConnection } from "../upstream/upstream-client.js";
+import type { UpstreamManager } from "../upstream/upstream-manager.js";
+import {
+  type ListKind,
+  listSignature,
+  mergedList,
+  namespaceContent,
+  page,
+  reachableUpstreams,
+  resolveName,
+  resolveUri,
+  type View,
+} from "./aggregate.js";
+import type { LocalSession, SessionRegistry } from "./local-session.js";
+import { GATEWAY_SERVER_INFO, gatewayCapabilities, isModernMetaKey } from "./protocol.js";
+
+type Json = Record<string, unknown>;
+
+export interface DispatchDeps {
+  upstreams: UpstreamManager;
+  sessions: SessionRegistry;
+  rateLimiter: RateLimiter;
+  audit: AuditSink;
+  metrics: GatewayMetrics;
+  logger: Logger;
+}
+
+/** One JSON-RPC request being served. */
+export interface RequestContext {
+  view: View;
+  /** Null for 2026-07-28 (stateless) callers. */
+  session: LocalSession | null;
+  modern: boolean;
+  requestId: string;
+  id: string | number;
+  signal: AbortSignal;
+  /** Sends a request-related message (progress, logging, server-to-client requests) before the response. */
+  send(message: unknown): boolean;
+}
+
+const LIST_METHODS: Record<string, { kind: ListKind; field: string }> = {
+  "tools/list": { kind: "tools", field: "tools" },
+  "prompts/list": { kind: "prompts", field: "prompts" },
+  "resources/list": { kind: "resources", field: "resources" },
+  "resources/templates/list": { kind: "resourceTemplates", field: "resourceTemplates" },
+};
+
+function asObject(v: unknown): Json {
+  return v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {};
+}
+
+/** Params as they go upstream: the caller's progress token and 2026 envelope keys removed (the SDK sets its own). */
+function forwardParams(params: Json, replace: Json): Json {
+  const out: Json = { ...params, ...replace };
+  const meta = asObject(params._meta);
+  const kept: Json = {};
+  for (const [k, v] of Object.entries(meta)) if (k !== "progressToken" && !isModernMetaKey(k)) kept[k] = v;
+  if (Object.keys(kept).length > 0) out._meta = kept;
+  else delete out._meta;
+  return out;
+}
+
+function stripEra(result: Json): Json {
+  const { resultType: _r, ttlMs: _t, cacheScope: _c, ...rest } = result;
+  return rest;
+}
+
+export class Dispatcher {
+  constructor(private readonly deps: DispatchDeps) {}
+
+  async dispatch(ctx: RequestContext, method: string, rawParams: unknown): Promise<Json> {
+    const params = asObject(rawParams);
+    const list = LIST_METHODS[method];
+    if (list) return await this.list(ctx, method, list.kind, list.field, params);
+    switch (method) {
+      case "ping":
+        return {};
+      case "tools/call":
+        return await this.callTool(ctx, params);
+      case "prompts/get":
+        return await this.getPrompt(ctx, params);
+      case "resources/read":
+        return await this.readResource(ctx, params);
+      case "resources/subscribe":
+      case "resources/unsubscribe":
+        return await this.subscription(ctx, method, params);
+      case "completion/complete":
+        return await this.complete(ctx, params);
+      case "logging/setLevel":
+        return await this.setLevel(ctx, params);
+      default:
+        throw new AppError(
+          ErrorCode.METHOD_NOT_FOUND,
+          `Method ${JSON.stringify(method)} is not supported by the gateway.`,
+        );
+    }
+  }
+
+  /** The server/discover result (2026-07-28, "server/discover"). */
+  discover(): Json {
+    return {
+      supportedVersions: ["2026-07-28"],
+      capabilities: gatewayCapabilities(),
+      ttlMs: 0,
+      cacheScope: "public",
+      _meta: { "io.modelcontextprotocol/serverInfo": GATEWAY_SERVER_INFO },
+    };
+  }
+
+  private async list(
+    ctx: RequestContext,
+    method: string,
+    kind: ListKind,
+    field: string,
+    params: Json,
+  ): Promise<Json> {
+    const items = await mergedList(ctx.view, this.deps.upstreams, kind, this.deps.logger);
+    if (kind === "tools" && ctx.session && params.cursor === undefined) {
+      ctx.session.toolsSignature = listSignature(items);
+    }
+    const p = page(items, params.cursor, method);
+    return { [field]: p.items, ...(p.nextCursor ? { nextCursor: p.nextCursor } : {}) };
+  }
+
+  /** Runs `fn` on the right connection: the session's own upstream session, or the node's shared one (stateless callers). */
+  private async onUpstream<T>(
+    ctx: RequestContext,
+    u: UpstreamSnapshot,
+    fn: (c: UpstreamConnection) => Promise<T>,
+  ): Promise<T> {
+    this.deps.upstreams.assertReachable(u);
+    try {
+      if (ctx.session) return await this.deps.sessions.withConnection(ctx.session, u, fn);
+      const conn = await this.deps.upstreams.sharedConnection(u);
+      return await fn(conn);
+    } catch (err) {
+      throw toAppError(err, u, "request");
+    }
+  }
+
+  private async forward(
+    ctx: RequestContext,
+    u: UpstreamSnapshot,
+    method: string,
+    params: Json,
+    progressToken?: unknown,
+  ): Promise<Json> {
+    const timeout = this.deps.upstreams.timeoutOf(u);
+    return await this.onUpstream(ctx, u, async (conn) => {
+      const result = await conn.client.request(
+        { method: method as "tools/call", params },
+        {
+          timeout,
+          resetTimeoutOnProgress: true,
+          maxTotalTimeout: Math.max(timeout, 10 * timeout),
+          signal: ctx.signal,
+          ...(progressToken !== undefined
+            ? {
+                onprogress: (p: Json) => {
+                  // The agent's own token goes back to it; the upstream saw a token of ours (no collisions).
+                  ctx.send({
+                    jsonrpc: "2.0",
+                    method: "notifications/progress",
+                    params: { ...p, progressToken },
+                  });
+                },
+              }
+            : {}),
+        },
+      );
+      return stripEra(result as unknown as Json);
+    });
+  }
+
+  private async callTool(ctx: RequestContext, params: Json): Promise<Json> {
+    const started = performance.now();
+    const exposed = params.name;
+    if (typeof exposed !== "string" || exposed === "") {
+      throw new AppError(ErrorCode.INVALID_REQUEST, "tools/call needs params.name (a string).");
+    }
+    if (
+      params.arguments !== undefined &&
+      (typeof params.arguments !== "object" || params.arguments === null || Array.isArray(params.arguments))
+    ) {
+      throw new AppError(ErrorCode.INVALID_REQUEST, "tools/call params.arguments must be an object.");
+    }
+    const args = (params.arguments ?? {}) as Json;
+    const argsJson = JSON.stringify(args);
+    const { tenant, principal } = ctx.view;
+    const event = {
+      tenantId: tenant.id,
+      principal,
+      agent: principal.agent ?? null,
+      requestId: ctx.requestId,
+      argsSize: Buffer.byteLength(argsJson),
+      argsHash: createHash("sha256").update(argsJson).digest("hex"),
+      ...(tenant.settings.captureArguments ? { args } : {}),
+    };
+    let upstreamName = ctx.view.single?.name ?? "";
+    let tool = exposed;
+    let decision: "allow" | "deny" = "deny";
+    let ruleId: string | null = null;
+    let upstreamLatencyMs: number | null = null;
+    let outcome = "ok";
+    try {
+      const resolved = await resolveName(ctx.view, this.deps.upstreams, "tools", exposed);
+      if (!resolved) {
+        outcome = "not_found";
+        throw new AppError(
+          ErrorCode.TOOL_NOT_FOUND,
+          `No tool named ${JSON.stringify(exposed)} is available here; call tools/list for the current tools.`,
+          { tool: exposed },
+        );
+      }
+      const u = "denied" in resolved ? resolved.denied : resolved.upstream;
+      upstreamName = u.name;
+      tool = resolved.name;
+      // Policy (architecture.md step 5): a matching deny wins, hidden tools are denied too.
+      const verdict = tenant.policy.evaluate({ principal, upstream: u.name, tool, args });
+      decision = verdict.decision;
+      ruleId = verdict.ruleId;
+      if (verdict.decision === "deny" || "denied" in resolved) {
+        decision = "deny";
+        outcome = "denied";
+        throw new AppError(
+          ErrorCode.DENIED_BY_POLICY,
+          `The tenant's policy does not allow this call (${verdict.reason}); ask a tenant admin if you need it.`,
+          { ruleId: verdict.ruleId, tool: exposed },
+        );
+      }
+      // Rate limits (architecture.md step 6): per key / principal, then per tenant.
+      const keyLimit = principal.keyId
+        ? (tenant.keysById.get(principal.keyId)?.rateLimitPerMinute ?? null)
+        : null;
+      if (keyLimit)
+        await this.take(`key:${tenant.id}:${principal.id}`, keyLimit, () => (outcome = "rate_limited"));
+      const tenantLimit = tenant.settings.rateLimit?.perMinute;
+      if (tenantLimit) await this.take(`tenant:${tenant.id}`, tenantLimit, () => (outcome = "rate_limited"));
+
+      const meta = asObject(params._meta);
+      const t0 = performance.now();
+      let result: Json;
+      try {
+        result = await this.forward(
+          ctx,
+          u,
+          "tools/call",
+          forwardParams(params, { name: tool }),
+          meta.progressToken,
+        );
+      } finally {
+        upstreamLatencyMs = Math.round(performance.now() - t0);
+      }
+      if (result.isError === true) outcome = "error";
+      return namespaceContent(ctx.view, u, result);
+    } catch (err) {
+      if (outcome === "ok" || outcome === "error") {
+        const code = err instanceof AppError ? err.code : ErrorCode.INTERNAL;
+        outcome = ctx.signal.aborted
+          ? "cancelled"
+          : code === ErrorCode.TIMEOUT
+            ? "timeout"
+            : code === ErrorCode.UPSTREAM_UNAVAILABLE
+              ? "upstream_unavailable"
+              : "upstream_error";
+      }
+      throw err;
+    } finally {
+      const latencyMs = Math.round(performance.now() - started);
+      this.deps.metrics.toolCallSeconds.observe({ outcome }, latencyMs / 1000);
+      try {
+        this.deps.audit.record({
+          ...event,
+          upstream: upstreamName,
+          tool,
+          decision,
+          ruleId,
+          outcome,
+          latencyMs,
+          upstreamLatencyMs,
+          at: new Date(),
+        });
+      } catch (err) {
+        this.deps.logger.error({ err }, "audit sink threw");
+      }
+    }
+  }
+
+  private async take(key: string, perMinute: number, onLimited: () => void): Promise<void> {
+    const r = await this.deps.rateLimiter.take(key, perMinute);
+    if (!r.ok) {
+      onLimited();
+      throw new AppError(
+        ErrorCode.RATE_LIMITED,
+        `Rate limit of ${perMinute} calls per minute reached; retry in ${Math.ceil(r.retryAfterMs / 1000)} s.`,
+        { retryAfterMs: r.retryAfterMs },
+      );
+    }
+  }
+
+  private async getPrompt(ctx: RequestContext, params: Json): Promise<Json> {
+    const exposed = params.name;
+    if (typeof exposed !== "string" || exposed === "") {
+      throw new AppError(ErrorCode.INVALID_REQUEST, "prompts/get needs params.name (a string).");
+    }
+    const resolved = await resolveName(ctx.view, this.deps.upstreams, "prompts", exposed);
+    if (!resolved || "denied" in resolved) {
+      throw new AppError(
+        ErrorCode.TOOL_NOT_FOUND,
+        `No prompt named ${JSON.stringify(exposed)} is available here.`,
+        {
+          prompt: exposed,
+        },
+      );
+    }
+    const meta = asObject(params._meta);
+    const result = await this.forward(
+      ctx,
+      resolved.upstream,
+      "prompts/get",
+      forwardParams(params, { name: resolved.name }),
+      meta.progressToken,
+    );
+    return namespaceContent(ctx.view, resolved.upstream, result);
+  }
+
+  private resolveResource(ctx: RequestContext, uri: unknown) {
+    if (typeof uri !== "string" || uri === "") {
+      throw new AppError(ErrorCode.INVALID_REQUEST, "This method needs params.uri (a string).");
+    }
+    const resolved = resolveUri(ctx.view, uri);
+    if (!resolved || !reachableUpstreams(ctx.view).includes(resolved.upstream)) {
+      throw new AppError(ErrorCode.TOOL_NOT_FOUND, `No resource ${JSON.stringify(uri)} is available here.`, {
+        uri,
+      });
+    }
+    return resolved;
+  }
+
+  private async readResource(ctx: RequestContext, params: Json): Promise<Json> {
+    const r = this.resolveResource(ctx, params.uri);
+    const meta = asObject(params._meta);
+    const result = await this.forward(
+      ctx,
+      r.upstream,
+      "resources/read",
+      forwardParams(params, { uri: r.name }),
+      meta.progressToken,
+    );
+    return namespaceContent(ctx.view, r.upstream, result);
+  }
+
+  private async subscription(ctx: RequestContext, method: string, params: Json): Promise<Json> {
+    if (!ctx.session) throw new AppError(ErrorCode.METHOD_NOT_FOUND, `${method} needs a session.`);
+    const r = this.resolveResource(ctx, params.uri);
+    return await this.forward(ctx, r.upstream, method, forwardParams(params, { uri: r.name }));
+  }
+
+  private async complete(ctx: RequestContext, params: Json): Promise<Json> {
+    const ref = asObject(params.ref);
+    if (ref.type === "ref/prompt" && typeof ref.name === "string") {
+      const resolved = await resolveName(ctx.view, this.deps.upstreams, "prompts", ref.name);
+      if (!resolved || "denied" in resolved) {
+        throw new AppError(
+          ErrorCode.TOOL_NOT_FOUND,
+          `No prompt named ${JSON.stringify(ref.name)} is available here.`,
+        );
+      }
+      return await this.forward(
+        ctx,
+        resolved.upstream,
+        "completion/complete",
+        forwardParams(params, { ref: { ...ref, name: resolved.name } }),
+      );
+    }
+    if (ref.type === "ref/resource" && typeof ref.uri === "string") {
+      const r = this.resolveResource(ctx, ref.uri);
+      return await this.forward(
+        ctx,
+        r.upstream,
+        "completion/complete",
+        forwardParams(params, { ref: { ...ref, uri: r.name } }),
+      );
+    }
+    throw new AppError(
+      ErrorCode.INVALID_REQUEST,
+      "completion/complete needs params.ref of type ref/prompt or ref/resource.",
+    );
+  }
+
+  private async setLevel(ctx: RequestContext, params: Json): Promise<Json> {
+    if (typeof params.level !== "string")
+      throw new AppError(ErrorCode.INVALID_REQUEST, "logging/setLevel needs params.level.");
+    if (!ctx.session) return {};
+    ctx.session.record.logLevel = params.level;
+    await this.deps.sessions.save(ctx.session);
+    await Promise.allSettled(
+      [...ctx.session.conns.values()].map(async (p) => {
+        const c = await p;
+        if (c.client.getServerCapabilities()?.logging) {
+          await c.client.request({ method: "logging/setLevel", params: { level: params.level as "info" } });
+        }
+      }),
+    );
+    return {};
+  }
+}

@@ -1,0 +1,406 @@
+import { randomBytes } from "node:crypto";
+import { namespaceUri, type Principal, type UpstreamSnapshot } from "@gatehouse/shared";
+import type { ClientCapabilities } from "@modelcontextprotocol/client";
+import type { Logger } from "pino";
+import type { ResponseChannel, SseStream } from "../http/sse.js";
+import type { SessionRecord, SessionStore } from "../sessions/session-store.js";
+import { isSessionGone, toAppError, type UpstreamConnection } from "../upstream/upstream-client.js";
+import { type UpstreamManager, upstreamKey } from "../upstream/upstream-manager.js";
+
+/** A downstream request being served on this node. */
+export interface InflightRequest {
+  id: string | number;
+  upstreamId: string | null;
+  abort: AbortController;
+  channel: ResponseChannel;
+  startedAt: number;
+}
+
+/** Pending server-to-client request (sampling, elicitation, roots) relayed with a gateway-side id. */
+interface PendingClientRequest {
+  resolve(result: unknown): void;
+  reject(err: Error): void;
+  sessionId: string;
+  timer: NodeJS.Timeout;
+}
+
+const CLIENT_REQUEST_TIMEOUT_MS = 10 * 60_000;
+
+export class ClientRequestError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A session's state on this node: the record (mirrored in the store), the GET stream, the
+ * lazily opened upstream sessions, and the requests in flight.
+ */
+export class LocalSession {
+  getStream: SseStream | null = null;
+  readonly conns = new Map<string, Promise<UpstreamConnection>>();
+  readonly inflight = new Map<string, InflightRequest>();
+  lastUsedAt = Date.now();
+  lastTouchedStoreAt = Date.now();
+  /** Signature of the tools list last sent to the client, to relay list_changed only when it changed. */
+  toolsSignature: string | null = null;
+  closed = false;
+
+  constructor(
+    public record: SessionRecord,
+    public principal: Principal,
+  ) {}
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  static key(id: string | number): string {
+    return typeof id === "number" ? `n:${id}` : `s:${id}`;
+  }
+
+  /** Sends a message on the GET stream, if one is open here. */
+  notify(message: unknown): boolean {
+    if (!this.getStream || this.getStream.isClosed) return false;
+    return this.getStream.send(message);
+  }
+
+  /** The channel for a message related to upstream `upstreamId`: its newest open request stream, else the GET stream. */
+  relatedSend(upstreamId: string | null, message: unknown): boolean {
+    const candidates = [...this.inflight.values()].filter((r) => r.channel.canStream);
+    const match =
+      candidates.filter((r) => r.upstreamId === upstreamId).at(-1) ??
+      (candidates.length === 1 ? candidates[0] : undefined);
+    if (match?.channel.send(message)) return true;
+    return this.notify(message);
+  }
+}
+
+export interface SessionRegistryOptions {
+  store: SessionStore;
+  upstreams: UpstreamManager;
+  nodeId: string;
+  logger: Logger;
+  /** How long a session may sit unused on this node before its local state is dropped (it stays in the store). */
+  localIdleMs?: number;
+}
+
+/** This node's sessions, the server-to-client request relay, and upstream session management. */
+export class SessionRegistry {
+  readonly sessions = new Map<string, LocalSession>();
+  private readonly loading = new Map<string, Promise<SessionRecord | null>>();
+  private readonly pending = new Map<string, PendingClientRequest>();
+  private counter = 0;
+  private readonly sweeper: NodeJS.Timeout;
+  private unsubscribeNode: (() => Promise<void>) | null = null;
+
+  constructor(private readonly opts: SessionRegistryOptions) {
+    this.sweeper = setInterval(() => this.sweep(), 30_000);
+    this.sweeper.unref();
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.store.subscribeNode) {
+      this.unsubscribeNode = await this.opts.store.subscribeNode(this.opts.nodeId, (m) => this.onRelayed(m));
+    }
+  }
+
+  newSessionId(): string {
+    return randomBytes(24).toString("base64url");
+  }
+
+  /** The session if it exists anywhere (loaded from the store when this node has never seen it). */
+  async find(id: string): Promise<LocalSession | SessionRecord | null> {
+    const local = this.sessions.get(id);
+    if (local && !local.closed) {
+      // Re-check existence (and refresh the TTL) at most every 2 s, so a DELETE on another node takes hold.
+      if (Date.now() - local.lastTouchedStoreAt > 2000) {
+        local.lastTouchedStoreAt = Date.now();
+        if (!(await this.opts.store.touch(id))) {
+          await this.dropLocal(local, false);
+          return null;
+        }
+      }
+      return local;
+    }
+    let p = this.loading.get(id);
+    if (!p) {
+      p = this.opts.store.get(id).finally(() => this.loading.delete(id));
+      this.loading.set(id, p);
+    }
+    return await p;
+  }
+
+  attach(record: SessionRecord, principal: Principal): LocalSession {
+    const existing = this.sessions.get(record.id);
+    if (existing && !existing.closed) {
+      existing.principal = principal;
+      return existing;
+    }
+    const s = new LocalSession(record, principal);
+    this.sessions.set(record.id, s);
+    return s;
+  }
+
+  async create(record: SessionRecord, principal: Principal): Promise<LocalSession> {
+    await this.opts.store.put(record);
+    return this.attach(record, principal);
+  }
+
+  async save(session: LocalSession): Promise<void> {
+    await this.opts.store.put(session.record);
+  }
+
+  /** Ends a session everywhere: store entry deleted, upstream sessions terminated. */
+  async terminate(session: LocalSession): Promise<void> {
+    await this.opts.store.delete(session.id);
+    await this.dropLocal(session, true);
+  }
+
+  /** Drops this node's state for a session (upstream sessions closed; terminated only when asked). */
+  async dropLocal(session: LocalSession, terminateUpstreams: boolean): Promise<void> {
+    if (session.closed) return;
+    session.closed = true;
+    this.sessions.delete(session.id);
+    for (const r of session.inflight.values()) r.abort.abort();
+    session.getStream?.close();
+    const conns = [...session.conns.values()];
+    session.conns.clear();
+    await Promise.allSettled(conns.map(async (p) => (await p).close({ terminate: terminateUpstreams })));
+    for (const [id, p] of this.pending) {
+      if (p.sessionId === session.id) {
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+        p.reject(new ClientRequestError(-32603, "The session ended."));
+      }
+    }
+  }
+
+  /**
+   * The session's own connection to an upstream: opened lazily on first use, resuming the upstream
+   * session recorded in the store when another node opened it.
+   */
+  async connection(session: LocalSession, u: UpstreamSnapshot): Promise<UpstreamConnection> {
+    const existing = session.conns.get(u.id);
+    if (existing) {
+      const conn = await existing.catch(() => null);
+      if (conn && !conn.isClosed) {
+        if (upstreamKey(conn.upstream) === upstreamKey(u)) return conn;
+        // The upstream's configuration changed: reconnect fresh.
+        session.conns.delete(u.id);
+        void conn.close({ terminate: true });
+        delete session.record.upstreams[u.id];
+      } else if (session.conns.get(u.id) === existing) {
+        session.conns.delete(u.id);
+      }
+    }
+    const p = this.open(session, u);
+    session.conns.set(u.id, p);
+    p.catch(() => {
+      if (session.conns.get(u.id) === p) session.conns.delete(u.id);
+    });
+    return await p;
+  }
+
+  private async open(session: LocalSession, u: UpstreamSnapshot): Promise<UpstreamConnection> {
+    const caps = relayCapabilities(session.record.clientCapabilities);
+    const handlers = {
+      onRequest: (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal) =>
+        this.requestClient(session, u.id, method, params, signal),
+      onNotification: (method: string, params: Record<string, unknown> | undefined) =>
+        this.onUpstreamNotification(session, u, method, params),
+      onClose: () => {
+        const cur = session.conns.get(u.id);
+        if (cur)
+          void cur.then((c) => c.isClosed && session.conns.get(u.id) === cur && session.conns.delete(u.id));
+      },
+    };
+    const resume = session.record.upstreams[u.id];
+    let conn: UpstreamConnection;
+    if (resume && u.transport !== "stdio" && (resume.sessionId || resume.era === "modern")) {
+      try {
+        conn = await this.opts.upstreams.connect(u, caps, handlers, resume);
+        return conn;
+      } catch (err) {
+        this.opts.logger.info(
+          { upstream: u.name, err: (err as Error).message },
+          "could not resume upstream session; opening a new one",
+        );
+      }
+    }
+    conn = await this.opts.upstreams.connect(u, caps, handlers);
+    if (session.record.logLevel && conn.client.getServerCapabilities()?.logging) {
+      await conn.client
+        .request({ method: "logging/setLevel", params: { level: session.record.logLevel } })
+        .catch(() => {});
+    }
+    session.record.upstreams[u.id] = conn.ref();
+    await this.opts.store.put(session.record).catch((err: unknown) => {
+      this.opts.logger.warn({ err: (err as Error).message }, "could not record upstream session");
+    });
+    return conn;
+  }
+
+  /**
+   * Runs one upstream request on the session's connection; if a resumed upstream session turns
+   * out to be gone, opens a fresh one and retries once.
+   */
+  async withConnection<T>(
+    session: LocalSession,
+    u: UpstreamSnapshot,
+    fn: (conn: UpstreamConnection) => Promise<T>,
+  ): Promise<T> {
+    const conn = await this.connection(session, u);
+    this.opts.upstreams.touch(conn);
+    try {
+      return await fn(conn);
+    } catch (err) {
+      if (conn.resumed && isSessionGone(err)) {
+        session.conns.delete(u.id);
+        delete session.record.upstreams[u.id];
+        void conn.close();
+        const fresh = await this.connection(session, u);
+        return await fn(fresh);
+      }
+      throw err;
+    }
+  }
+
+  private onUpstreamNotification(
+    session: LocalSession,
+    u: UpstreamSnapshot,
+    method: string,
+    params: Record<string, unknown> | undefined,
+  ): void {
+    // list_changed is handled by the catalog (and relayed when the caller's view changes).
+    if (method.endsWith("/list_changed")) return;
+    if (method === "notifications/message" || method === "notifications/resources/updated") {
+      const p = { ...(params ?? {}) };
+      if (
+        method === "notifications/resources/updated" &&
+        session.record.upstream === null &&
+        typeof p.uri === "string"
+      ) {
+        p.uri = namespaceUri(u.name, p.uri);
+      }
+      session.relatedSend(u.id, { jsonrpc: "2.0", method, params: p });
+      return;
+    }
+    if (method === "notifications/cancelled") return; // cancellations of relayed requests: the SDK aborts the handler
+    session.relatedSend(u.id, { jsonrpc: "2.0", method, ...(params ? { params } : {}) });
+  }
+
+  /** Relays a server-to-client request to the agent on the related stream, with a gateway-side id. */
+  requestClient(
+    session: LocalSession,
+    upstreamId: string,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    const id = `${this.opts.nodeId}:${++this.counter}`;
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ClientRequestError(-32001, "The agent did not answer in time."));
+      }, CLIENT_REQUEST_TIMEOUT_MS);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, sessionId: session.id, timer });
+      const sent = session.relatedSend(upstreamId, {
+        jsonrpc: "2.0",
+        id,
+        method,
+        ...(params ? { params } : {}),
+      });
+      if (!sent) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new ClientRequestError(-32603, "The agent has no open stream to receive this request."));
+        return;
+      }
+      signal.addEventListener(
+        "abort",
+        () => {
+          if (!this.pending.has(id)) return;
+          clearTimeout(timer);
+          this.pending.delete(id);
+          session.relatedSend(upstreamId, {
+            jsonrpc: "2.0",
+            method: "notifications/cancelled",
+            params: { requestId: id, reason: "cancelled by the server" },
+          });
+          reject(new ClientRequestError(-32800, "Request cancelled."));
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** A JSON-RPC response POSTed by an agent: resolve it here, or route it to the node that asked. */
+  async deliverResponse(message: { id: unknown; result?: unknown; error?: unknown }): Promise<boolean> {
+    const id = typeof message.id === "string" ? message.id : null;
+    if (!id) return false;
+    if (this.settle(id, message)) return true;
+    const node = id.slice(0, id.lastIndexOf(":"));
+    if (node && node !== this.opts.nodeId && this.opts.store.publishToNode) {
+      await this.opts.store.publishToNode(node, { type: "client-response", message });
+      return true;
+    }
+    return false;
+  }
+
+  private onRelayed(m: unknown): void {
+    const msg = m as { type?: string; message?: { id: unknown; result?: unknown; error?: unknown } };
+    if (msg?.type === "client-response" && msg.message && typeof msg.message.id === "string") {
+      this.settle(msg.message.id, msg.message);
+    }
+  }
+
+  private settle(id: string, message: { result?: unknown; error?: unknown }): boolean {
+    const p = this.pending.get(id);
+    if (!p) return false;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (message.error && typeof message.error === "object") {
+      const e = message.error as { code?: unknown; message?: unknown; data?: unknown };
+      p.reject(
+        new ClientRequestError(
+          typeof e.code === "number" ? e.code : -32603,
+          typeof e.message === "string" ? e.message : "error",
+          e.data,
+        ),
+      );
+    } else p.resolve(message.result ?? {});
+    return true;
+  }
+
+  private sweep(): void {
+    const idle = this.opts.localIdleMs ?? 15 * 60_000;
+    const now = Date.now();
+    for (const s of this.sessions.values()) {
+      if (s.inflight.size === 0 && (!s.getStream || s.getStream.isClosed) && now - s.lastUsedAt > idle) {
+        void this.dropLocal(s, false);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.unsubscribeNode?.().catch(() => {});
+    // Sessions live on in the store: another node resumes them. Only this node's state goes.
+    await Promise.allSettled([...this.sessions.values()].map((s) => this.dropLocal(s, false)));
+  }
+}
+
+/** The client capabilities the gateway declares upstream on an agent's behalf (what it can relay). */
+export function relayCapabilities(client: Record<string, unknown>): ClientCapabilities {
+  const caps: Record<string, unknown> = {};
+  for (const k of ["sampling", "elicitation", "roots"]) if (client[k]) caps[k] = client[k];
+  return caps as ClientCapabilities;
+}
+
+export { toAppError };

@@ -1,0 +1,84 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * The gateway's Prometheus registry. `createGateway` takes an optional registry so the operations
+ * work (apps/gateway/src/ops) can register its own metrics on the same `/metrics`.
+ */
+export interface GatewayMetrics {
+  registry: Registry;
+  httpRequests: Counter<"method" | "status">;
+  mcpRequests: Counter<"method" | "outcome">;
+  toolCallSeconds: Histogram<"outcome">;
+  sessionsOpen: Gauge;
+  tenantsLoaded: Gauge;
+  busConnected: Gauge;
+}
+
+export function createGatewayMetrics(registry = new Registry(), defaults = true): GatewayMetrics {
+  if (defaults && !registry.getSingleMetric("process_cpu_user_seconds_total")) {
+    collectDefaultMetrics({ register: registry, prefix: "" });
+  }
+  const get = <T>(name: string, make: () => T): T =>
+    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    registry,
+    httpRequests: get(
+      "gatehouse_gateway_http_requests_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_http_requests_total",
+          help: "HTTP requests answered by the gateway",
+          labelNames: ["method", "status"] as const,
+          registers: [registry],
+        }),
+    ),
+    mcpRequests: get(
+      "gatehouse_gateway_mcp_requests_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_mcp_requests_total",
+          help: "JSON-RPC requests by method and outcome",
+          labelNames: ["method", "outcome"] as const,
+          registers: [registry],
+        }),
+    ),
+    toolCallSeconds: get(
+      "gatehouse_gateway_tool_call_seconds",
+      () =>
+        new Histogram({
+          name: "gatehouse_gateway_tool_call_seconds",
+          help: "tools/call latency as the agent sees it",
+          labelNames: ["outcome"] as const,
+          buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+          registers: [registry],
+        }),
+    ),
+    sessionsOpen: get(
+      "gatehouse_gateway_sessions_local",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_sessions_local",
+          help: "MCP sessions with state on this node",
+          registers: [registry],
+        }),
+    ),
+    tenantsLoaded: get(
+      "gatehouse_gateway_tenants_loaded",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_tenants_loaded",
+          help: "Tenant snapshots held in memory",
+          registers: [registry],
+        }),
+    ),
+    busConnected: get(
+      "gatehouse_gateway_bus_connected",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_bus_connected",
+          help: "1 while the config bus is connected",
+          registers: [registry],
+        }),
+    ),
+  };
+}

@@ -1,0 +1,296 @@
+import { AppError, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
+import type { Sealer } from "@gatehouse/shared/node";
+import {
+  Client,
+  type ClientCapabilities,
+  type PriorDiscovery,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  SSEClientTransport,
+  StreamableHTTPClientTransport,
+  type Transport,
+} from "@modelcontextprotocol/client";
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
+import type { UpstreamSessionRef } from "../sessions/session-store.js";
+
+export const GATEWAY_CLIENT_INFO = { name: "gatehouse-gateway", version: "0.1.0" };
+
+/** Server-to-client traffic of an upstream connection, handed to whoever owns the connection. */
+export interface UpstreamHandlers {
+  /** sampling/createMessage, elicitation/create, roots/list from the upstream. */
+  onRequest?(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<unknown>;
+  /** Any notification other than progress (which reaches the request's onprogress). */
+  onNotification?(method: string, params: Record<string, unknown> | undefined): void;
+  onClose?(): void;
+}
+
+export interface ConnectOptions {
+  upstream: UpstreamSnapshot;
+  sealer: Sealer | null;
+  allowStdio: boolean;
+  connectTimeoutMs: number;
+  capabilities: ClientCapabilities;
+  handlers: UpstreamHandlers;
+  /** Resume this upstream session instead of opening a new one. */
+  resume?: UpstreamSessionRef;
+  /** A cached era verdict for this upstream (skips the server/discover probe). */
+  prior?: PriorDiscovery;
+}
+
+/** One MCP client connection to an upstream, on the v2 SDK client (dual-era). */
+export class UpstreamConnection {
+  private closed = false;
+  readonly openedAt = Date.now();
+  lastUsedAt = Date.now();
+
+  constructor(
+    readonly upstream: UpstreamSnapshot,
+    readonly client: Client,
+    readonly transport: Transport,
+    readonly resumed: boolean,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** How another node (or this one, later) can reconnect to the same upstream session. */
+  ref(): UpstreamSessionRef {
+    const era = this.client.getProtocolEra() ?? "legacy";
+    const sessionId = (this.transport as { sessionId?: string }).sessionId;
+    const protocolVersion = this.client.getNegotiatedProtocolVersion();
+    const discover = this.client.getDiscoverResult();
+    return {
+      era,
+      ...(sessionId ? { sessionId } : {}),
+      ...(protocolVersion ? { protocolVersion } : {}),
+      ...(era === "modern" && discover ? { discover } : {}),
+    };
+  }
+
+  /** The verdict to reuse for later connections to the same upstream. */
+  prior(): PriorDiscovery | undefined {
+    const era = this.client.getProtocolEra();
+    if (era === "legacy") return { kind: "legacy" };
+    const discover = this.client.getDiscoverResult();
+    if (era === "modern" && discover) return { kind: "modern", discover };
+    return undefined;
+  }
+
+  async close(opts: { terminate?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (opts.terminate && this.transport instanceof StreamableHTTPClientTransport) {
+      await this.transport.terminateSession().catch(() => {});
+    }
+    await this.client.close().catch(() => {});
+  }
+
+  markClosed(): void {
+    this.closed = true;
+  }
+}
+
+function unsealHeaders(u: UpstreamSnapshot, sealer: Sealer | null): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const need = (what: string) => {
+    if (!sealer) {
+      throw new AppError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        `Upstream ${u.name} has sealed ${what} but this gateway node has no SECRETS_KEY; an operator must set it.`,
+        { upstream: u.name },
+      );
+    }
+    return sealer;
+  };
+  if (u.headersSealed) {
+    const h = need("headers").unsealJson<Record<string, unknown>>(u.headersSealed);
+    for (const [k, v] of Object.entries(h ?? {})) if (typeof v === "string") headers[k] = v;
+  }
+  if (u.authSecretSealed && (u.authMode === "bearer" || u.authMode === "header")) {
+    const secret = need("credentials").unseal(u.authSecretSealed);
+    if (u.authMode === "bearer") headers.Authorization = `Bearer ${secret}`;
+    else {
+      const name = typeof u.authConfig.headerName === "string" ? u.authConfig.headerName : "Authorization";
+      headers[name] = secret;
+    }
+  }
+  return headers;
+}
+
+const STDIO_BASE_ENV = ["PATH", "HOME", "LANG", "TZ", "TMPDIR", "NODE_OPTIONS"];
+
+function makeTransport(opts: ConnectOptions): Transport {
+  const u = opts.upstream;
+  if (u.transport === "stdio") {
+    if (!opts.allowStdio) {
+      throw new AppError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        `Upstream ${u.name} is a stdio server, and this gateway does not run local commands (GATEWAY_ALLOW_STDIO is off); an operator must enable it, or use an HTTP upstream.`,
+        { upstream: u.name },
+      );
+    }
+    if (!u.command) {
+      throw new AppError(ErrorCode.UPSTREAM_UNAVAILABLE, `Upstream ${u.name} has no command to run.`, {
+        upstream: u.name,
+      });
+    }
+    const env: Record<string, string> = {};
+    for (const k of STDIO_BASE_ENV) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    if (u.envSealed) {
+      if (!opts.sealer) {
+        throw new AppError(
+          ErrorCode.UPSTREAM_UNAVAILABLE,
+          `Upstream ${u.name} has a sealed environment but this node has no SECRETS_KEY.`,
+          { upstream: u.name },
+        );
+      }
+      const extra = opts.sealer.unsealJson<Record<string, unknown>>(u.envSealed);
+      for (const [k, v] of Object.entries(extra ?? {})) if (typeof v === "string") env[k] = v;
+    }
+    return new StdioClientTransport({ command: u.command, args: u.args, env, stderr: "ignore" });
+  }
+  if (!u.url) {
+    throw new AppError(ErrorCode.UPSTREAM_UNAVAILABLE, `Upstream ${u.name} has no URL.`, {
+      upstream: u.name,
+    });
+  }
+  let url: URL;
+  try {
+    url = new URL(u.url);
+  } catch {
+    throw new AppError(ErrorCode.UPSTREAM_UNAVAILABLE, `Upstream ${u.name} has an invalid URL.`, {
+      upstream: u.name,
+    });
+  }
+  // Static headers only: the agent's own credentials are never forwarded (architecture.md, step 7).
+  const headers = unsealHeaders(u, opts.sealer);
+  if (u.transport === "sse") {
+    return new SSEClientTransport(url, { requestInit: { headers } });
+  }
+  return new StreamableHTTPClientTransport(url, {
+    requestInit: { headers },
+    // Resume the upstream's session on a node that did not open it (no new initialize).
+    ...(opts.resume?.sessionId ? { sessionId: opts.resume.sessionId } : {}),
+    ...(opts.resume?.protocolVersion ? { protocolVersion: opts.resume.protocolVersion } : {}),
+    reconnectionOptions: {
+      maxReconnectionDelay: 10_000,
+      initialReconnectionDelay: 1000,
+      reconnectionDelayGrowFactor: 2,
+      maxRetries: 2,
+    },
+  });
+}
+
+/** Opens (or resumes) a connection; failures become UPSTREAM_UNAVAILABLE / TIMEOUT AppErrors. */
+export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamConnection> {
+  const u = opts.upstream;
+  const transport = makeTransport(opts);
+  const client = new Client(GATEWAY_CLIENT_INFO, {
+    capabilities: opts.capabilities,
+    // Dual-era: probe with server/discover, fall back to initialize for 2025-era servers.
+    versionNegotiation: { mode: "auto", probe: { timeoutMs: opts.connectTimeoutMs } },
+    // Relay, not interpret: server-to-client input requests of 2026-era upstreams reach our handlers.
+    inputRequired: { autoFulfill: true },
+  });
+  const { handlers } = opts;
+  for (const method of ["sampling/createMessage", "elicitation/create", "roots/list"] as const) {
+    const needs =
+      method === "sampling/createMessage"
+        ? "sampling"
+        : method === "elicitation/create"
+          ? "elicitation"
+          : "roots";
+    if (!handlers.onRequest || !(needs in opts.capabilities)) continue;
+    const onRequest = handlers.onRequest;
+    type Handler = (
+      request: { params?: Record<string, unknown> },
+      ctx: { mcpReq: { signal: AbortSignal } },
+    ) => Promise<unknown>;
+    const handler: Handler = async (request, ctx) =>
+      await onRequest(method, request.params, ctx.mcpReq.signal);
+    // The relay passes requests and results through unchanged; the SDK validates both ends.
+    client.setRequestHandler(method, handler as never);
+  }
+  client.fallbackNotificationHandler = async (n) => {
+    handlers.onNotification?.(n.method, n.params as Record<string, unknown> | undefined);
+  };
+  client.onerror = () => {
+    // transport hiccups surface through failed requests
+  };
+  const conn = new UpstreamConnection(u, client, transport, Boolean(opts.resume));
+  client.onclose = () => {
+    conn.markClosed();
+    handlers.onClose?.();
+  };
+  const signal = AbortSignal.timeout(opts.connectTimeoutMs);
+  try {
+    if (opts.resume?.era === "modern" && opts.resume.discover) {
+      await client.connect(transport, {
+        prior: { kind: "modern", discover: opts.resume.discover as never },
+        timeout: opts.connectTimeoutMs,
+        signal,
+      });
+    } else if (opts.resume?.sessionId) {
+      await client.connect(transport, { prior: { kind: "legacy" }, timeout: opts.connectTimeoutMs, signal });
+    } else if (opts.prior) {
+      await client.connect(transport, { prior: opts.prior, timeout: opts.connectTimeoutMs, signal });
+    } else {
+      await client.connect(transport, { timeout: opts.connectTimeoutMs, signal });
+    }
+  } catch (err) {
+    await client.close().catch(() => {});
+    throw toAppError(err, u, "connect");
+  }
+  return conn;
+}
+
+/** True when the upstream no longer knows the session we resumed (Streamable HTTP: 404 on a stale session). */
+export function isSessionGone(err: unknown): boolean {
+  return err instanceof SdkHttpError && (err.status === 404 || err.status === 400);
+}
+
+/** Maps whatever the SDK threw into the catalogue. JSON-RPC errors from the upstream keep their code. */
+export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" | "request"): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof ProtocolError) {
+    const data = err.data && typeof err.data === "object" && !Array.isArray(err.data) ? err.data : {};
+    const e = new AppError(ErrorCode.UPSTREAM_ERROR, err.message, { ...data, upstream: u.name });
+    (e as AppError & { jsonRpcCode?: number }).jsonRpcCode = err.code;
+    return e;
+  }
+  if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout) {
+    return phase === "connect"
+      ? new AppError(
+          ErrorCode.UPSTREAM_UNAVAILABLE,
+          `Upstream ${u.name} did not answer the connection handshake in time; try again later.`,
+          { upstream: u.name },
+        )
+      : new AppError(ErrorCode.TIMEOUT, `Upstream ${u.name} did not answer in time.`, { upstream: u.name });
+  }
+  const name = (err as Error)?.name;
+  if (name === "TimeoutError" || name === "AbortError") {
+    return phase === "connect"
+      ? new AppError(
+          ErrorCode.UPSTREAM_UNAVAILABLE,
+          `Upstream ${u.name} could not be reached in time; try again later.`,
+          { upstream: u.name },
+        )
+      : new AppError(ErrorCode.TIMEOUT, `Upstream ${u.name} did not answer in time.`, { upstream: u.name });
+  }
+  const status = err instanceof SdkHttpError ? ` (HTTP ${err.status})` : "";
+  return new AppError(
+    ErrorCode.UPSTREAM_UNAVAILABLE,
+    `Upstream ${u.name} is unavailable${status}; try again later.`,
+    { upstream: u.name },
+  );
+}
