@@ -84,6 +84,16 @@ describe("AuditWriter (real Postgres)", () => {
     await writer.close();
   });
 
+  it("takes the core's event shape (principal object instead of principalId)", async () => {
+    const writer = new AuditWriter({ prisma: db.prisma, flushIntervalMs: 60_000 });
+    const { principalId: _, ...rest } = event();
+    const e = { ...rest, principal: { id: "sub:alice", kind: "jwt" as const, roles: [], claims: {} } };
+    writer.record(e);
+    await writer.close();
+    const row = await db.prisma.auditEvent.findFirstOrThrow({ where: { requestId: e.requestId } });
+    expect(row.actor).toBe("sub:alice");
+  });
+
   it("writes on its own once a batch is full, and on the interval otherwise", async () => {
     const bySize = new AuditWriter({ prisma: db.prisma, batchSize: 10, flushIntervalMs: 60_000 });
     const ids = Array.from({ length: 25 }, () => randomUUID());
@@ -115,9 +125,9 @@ describe("AuditWriter (real Postgres)", () => {
     expect(await countFor(ids.slice(0, 3))).toBe(0);
     expect(await countFor(ids.slice(3))).toBe(5);
     const body = (await metrics.render()).body;
-    expect(body).toContain('gatehouse_audit_dropped_total{reason="queue_full"} 3');
-    expect(body).toContain("gatehouse_audit_written_total 5");
-    expect(body).toContain("gatehouse_audit_queue_size 0");
+    expect(body).toContain('gatehouse_gateway_audit_dropped_total{reason="queue_full"} 3');
+    expect(body).toContain("gatehouse_gateway_audit_written_total 5");
+    expect(body).toContain("gatehouse_gateway_audit_queue_size 0");
   });
 
   it("a row the database refuses (deleted tenant) is dropped alone; the rest of the batch is written", async () => {
@@ -179,7 +189,9 @@ describe("AuditWriter (real Postgres)", () => {
     expect(writer.stats).toMatchObject({ queued: 0, dropped: 2 });
     writer.record(event());
     expect(writer.stats.dropped).toBe(3);
-    expect((await metrics.render()).body).toContain('gatehouse_audit_dropped_total{reason="shutdown"} 3');
+    expect((await metrics.render()).body).toContain(
+      'gatehouse_gateway_audit_dropped_total{reason="shutdown"} 3',
+    );
     await unreachable.close();
   });
 });

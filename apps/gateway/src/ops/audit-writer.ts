@@ -2,11 +2,16 @@ import { createHash } from "node:crypto";
 import type { Prisma, PrismaClient } from "@gatehouse/db";
 import type { GatewayMetrics } from "./metrics.js";
 
-/** One tools/call as the audit log keeps it. */
+/**
+ * One tools/call as the audit log keeps it. Structurally a superset of `ToolCallEvent` in
+ * ../ports.ts, so the core's events can be passed as they are: the actor is `principalId`, or
+ * else `principal.id`.
+ */
 export interface ToolCallEvent {
   tenantId: string;
   /** `Principal.id`: `key:<id>`, `sub:<subject>` or `anonymous`. */
-  principalId: string;
+  principalId?: string;
+  principal?: { id: string };
   agent: string | null;
   upstream: string | null;
   tool: string | null;
@@ -288,7 +293,7 @@ function toRow(e: ToolCallEvent): Prisma.AuditEventCreateManyInput {
     tenantId: e.tenantId,
     at: e.at,
     kind: "tool_call",
-    actor: e.principalId,
+    actor: e.principalId ?? e.principal?.id ?? null,
     agent: e.agent,
     upstream: e.upstream,
     tool: e.tool,

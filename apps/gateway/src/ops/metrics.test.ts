@@ -28,18 +28,18 @@ describe("GatewayMetrics", () => {
       upstreamMs: null,
     });
     const { body } = await m.render();
-    const calls = lines(body, "gatehouse_tool_calls_total");
+    const calls = lines(body, "gatehouse_gateway_tool_calls_total");
     expect(calls).toContain(
-      'gatehouse_tool_calls_total{tenant="acme",upstream="github",tool="get_issue",outcome="ok"} 1',
+      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="github",tool="get_issue",outcome="ok"} 1',
     );
     expect(calls).toContain(
-      'gatehouse_tool_calls_total{tenant="acme",upstream="github",tool="list_repos",outcome="ok"} 1',
+      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="github",tool="list_repos",outcome="ok"} 1',
     );
     expect(calls).toContain(
-      'gatehouse_tool_calls_total{tenant="acme",upstream="github",tool="other",outcome="ok"} 2',
+      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="github",tool="other",outcome="ok"} 2',
     );
     expect(calls).toContain(
-      'gatehouse_tool_calls_total{tenant="acme",upstream="none",tool="none",outcome="TOOL_NOT_FOUND"} 1',
+      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="none",tool="none",outcome="TOOL_NOT_FOUND"} 1',
     );
     expect(calls).toHaveLength(4);
   });
@@ -50,9 +50,9 @@ describe("GatewayMetrics", () => {
     const { body } = await m.render();
     expect(body).toMatch(/gatehouse_gateway_overhead_seconds_bucket\{le="0.0005",tenant="t"\} 1/);
     expect(body).toMatch(/gatehouse_gateway_overhead_seconds_bucket\{le="0.00025",tenant="t"\} 0/);
-    expect(body).toMatch(/gatehouse_upstream_duration_seconds_sum\{tenant="t",upstream="u"\} 0.01\n/);
+    expect(body).toMatch(/gatehouse_gateway_upstream_duration_seconds_sum\{tenant="t",upstream="u"\} 0.01\n/);
     expect(body).toMatch(
-      /gatehouse_tool_call_duration_seconds_count\{tenant="t",upstream="u",outcome="ok"\} 1/,
+      /gatehouse_gateway_tool_call_duration_seconds_count\{tenant="t",upstream="u",outcome="ok"\} 1/,
     );
   });
 
@@ -61,14 +61,14 @@ describe("GatewayMetrics", () => {
     for (const t of ["a", "b", "c", "d"]) m.recordHttpRequest(t, "POST", 200);
     m.recordHttpRequest("a", "BREW", 405);
     m.recordHttpRequest(null, "GET", 404);
-    const reqs = lines((await m.render()).body, "gatehouse_http_requests_total");
+    const reqs = lines((await m.render()).body, "gatehouse_gateway_requests_total");
     expect(reqs).toEqual(
       expect.arrayContaining([
-        'gatehouse_http_requests_total{tenant="a",method="POST",status="200"} 1',
-        'gatehouse_http_requests_total{tenant="b",method="POST",status="200"} 1',
-        'gatehouse_http_requests_total{tenant="other",method="POST",status="200"} 2',
-        'gatehouse_http_requests_total{tenant="a",method="other",status="405"} 1',
-        'gatehouse_http_requests_total{tenant="none",method="GET",status="404"} 1',
+        'gatehouse_gateway_requests_total{tenant="a",method="POST",status="200"} 1',
+        'gatehouse_gateway_requests_total{tenant="b",method="POST",status="200"} 1',
+        'gatehouse_gateway_requests_total{tenant="other",method="POST",status="200"} 2',
+        'gatehouse_gateway_requests_total{tenant="a",method="other",status="405"} 1',
+        'gatehouse_gateway_requests_total{tenant="none",method="GET",status="404"} 1',
       ]),
     );
     expect(reqs).toHaveLength(5);
@@ -89,27 +89,32 @@ describe("GatewayMetrics", () => {
     const { body, contentType } = await m.render();
     expect(contentType).toContain("text/plain");
     for (const expected of [
-      'gatehouse_upstream_up{tenant="t",upstream="u",node="n1"} 0',
-      'gatehouse_upstream_circuit_state{tenant="t",upstream="u",node="n1"} 2',
-      'gatehouse_sessions_open{tenant="t",node="n1"} 1',
-      'gatehouse_config_version{tenant="t",node="n1"} 7',
-      'gatehouse_rate_limit_rejections_total{tenant="t",scope="key",node="n1"} 1',
-      'gatehouse_rate_limit_local_fallback{node="n1"} 1',
-      'gatehouse_bus_connected{node="n1"} 1',
-      'gatehouse_audit_dropped_total{reason="queue_full",node="n1"} 3',
+      'gatehouse_gateway_upstream_up{tenant="t",upstream="u",node="n1"} 0',
+      'gatehouse_gateway_upstream_circuit_state{tenant="t",upstream="u",node="n1"} 2',
+      'gatehouse_gateway_sessions_open{tenant="t",node="n1"} 1',
+      'gatehouse_gateway_config_version{tenant="t",node="n1"} 7',
+      'gatehouse_gateway_rate_limit_rejections_total{tenant="t",scope="key",node="n1"} 1',
+      'gatehouse_gateway_rate_limit_local_fallback{node="n1"} 1',
+      'gatehouse_gateway_bus_connected{node="n1"} 1',
+      'gatehouse_gateway_audit_dropped_total{reason="queue_full",node="n1"} 3',
     ]) {
       expect(body).toContain(expected);
     }
     m.forgetTenant("t");
     const after = (await m.render()).body;
-    expect(after).not.toContain('gatehouse_upstream_up{tenant="t"');
-    expect(after).not.toContain('gatehouse_config_version{tenant="t"');
+    expect(after).not.toContain('gatehouse_gateway_upstream_up{tenant="t"');
+    expect(after).not.toContain('gatehouse_gateway_config_version{tenant="t"');
   });
 
   it("collects process metrics by default, in its own registry", async () => {
     const a = createGatewayMetrics();
     const b = createGatewayMetrics();
-    expect((await a.render()).body).toContain("gatehouse_process_resident_memory_bytes");
+    expect((await a.render()).body).toContain("process_resident_memory_bytes");
     expect(a.registry).not.toBe(b.registry);
+    // A second set on the same registry shares the metrics instead of throwing "already registered".
+    const again = createGatewayMetrics({ registry: a.registry });
+    again.setBusConnected(true);
+    expect((await a.render()).body).toContain("gatehouse_gateway_bus_connected 1");
+    expect((await a.render()).body.match(/^process_resident_memory_bytes /gm)).toHaveLength(1);
   });
 });

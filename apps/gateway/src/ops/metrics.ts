@@ -1,8 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /**
- * How a tool call ended, as a bounded label: `ok`, `tool_error` (the upstream answered with
- * `isError: true`), or the catalogue code of the failure (`DENIED_BY_POLICY`, `RATE_LIMITED`, …).
+ * How a tool call ended, as a bounded label. Use a fixed set, e.g. the one in ports.ts: `ok`,
+ * `error` (the tool answered `isError: true`), `denied`, `rate_limited`, `upstream_unavailable`,
+ * `upstream_error`, `timeout`, `cancelled`, `not_found`. Never a free-form message.
  */
 export type CallOutcome = string;
 
@@ -12,7 +13,10 @@ export type RateLimitScope = "key" | "tenant" | "tool";
 export interface GatewayMetricsOptions {
   /** Registry to register into; a fresh one by default (tests make one each). */
   registry?: Registry;
-  /** Also collect Node process metrics (CPU, memory, event-loop lag, GC). Default true. */
+  /**
+   * Also collect Node process metrics (CPU, memory, event-loop lag, GC), unprefixed
+   * (`process_resident_memory_bytes` …). Skipped when the registry already has them. Default true.
+   */
   defaultMetrics?: boolean;
   /** Tools per (tenant, upstream) that get their own `tool` label; the rest are `other`. Default 50. */
   maxToolsPerUpstream?: number;
@@ -80,120 +84,219 @@ export class GatewayMetrics {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     if (options.defaultLabels) this.registry.setDefaultLabels(options.defaultLabels);
-    if (options.defaultMetrics ?? true)
-      collectDefaultMetrics({ register: this.registry, prefix: "gatehouse_" });
+    if (
+      (options.defaultMetrics ?? true) &&
+      !this.registry.getSingleMetric("process_cpu_user_seconds_total")
+    ) {
+      collectDefaultMetrics({ register: this.registry });
+    }
     this.maxTools = options.maxToolsPerUpstream ?? 50;
     this.maxTenants = options.maxTenants ?? 10_000;
 
-    this.httpRequests = new Counter({
-      name: "gatehouse_http_requests_total",
-      help: "HTTP requests to tenant MCP endpoints, by tenant, HTTP method and status code.",
-      labelNames: ["tenant", "method", "status"],
-      registers,
-    });
-    this.toolCalls = new Counter({
-      name: "gatehouse_tool_calls_total",
-      help: "tools/call requests by tenant, upstream, tool (catalog tools only, else 'other') and outcome.",
-      labelNames: ["tenant", "upstream", "tool", "outcome"],
-      registers,
-    });
-    this.callDuration = new Histogram({
-      name: "gatehouse_tool_call_duration_seconds",
-      help: "Whole tools/call time as the gateway saw it (gateway + upstream).",
-      labelNames: ["tenant", "upstream", "outcome"],
-      buckets: UPSTREAM_BUCKETS,
-      registers,
-    });
-    this.gatewayOverhead = new Histogram({
-      name: "gatehouse_gateway_overhead_seconds",
-      help: "Time the gateway itself added to a tools/call (total minus upstream time).",
-      labelNames: ["tenant"],
-      buckets: OVERHEAD_BUCKETS,
-      registers,
-    });
-    this.upstreamDuration = new Histogram({
-      name: "gatehouse_upstream_duration_seconds",
-      help: "Time waiting for the upstream on a tools/call.",
-      labelNames: ["tenant", "upstream"],
-      buckets: UPSTREAM_BUCKETS,
-      registers,
-    });
-    this.upstreamUp = new Gauge({
-      name: "gatehouse_upstream_up",
-      help: "1 when the last contact with the upstream succeeded, 0 when it failed.",
-      labelNames: ["tenant", "upstream"],
-      registers,
-    });
-    this.circuitState = new Gauge({
-      name: "gatehouse_upstream_circuit_state",
-      help: "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open.",
-      labelNames: ["tenant", "upstream"],
-      registers,
-    });
-    this.sessionsOpen = new Gauge({
-      name: "gatehouse_sessions_open",
-      help: "MCP sessions open on this node.",
-      labelNames: ["tenant"],
-      registers,
-    });
-    this.configVersion = new Gauge({
-      name: "gatehouse_config_version",
-      help: "Config version of the tenant snapshot this node has applied.",
-      labelNames: ["tenant"],
-      registers,
-    });
-    this.tenantsLoaded = new Gauge({
-      name: "gatehouse_tenants_loaded",
-      help: "Tenant snapshots held in memory on this node.",
-      registers,
-    });
-    this.rateLimitRejections = new Counter({
-      name: "gatehouse_rate_limit_rejections_total",
-      help: "Requests refused by a rate limit, by tenant and bucket scope (key, tenant, tool).",
-      labelNames: ["tenant", "scope"],
-      registers,
-    });
-    this.rateLimitFallback = new Gauge({
-      name: "gatehouse_rate_limit_local_fallback",
-      help: "1 while rate limits are enforced per node because Redis is unreachable.",
-      registers,
-    });
-    this.rateLimitFallbackTakes = new Counter({
-      name: "gatehouse_rate_limit_local_takes_total",
-      help: "Rate-limit checks answered by a local bucket because Redis failed or was not ready.",
-      registers,
-    });
-    this.busConnected = new Gauge({
-      name: "gatehouse_bus_connected",
-      help: "1 while the config bus is connected.",
-      registers,
-    });
-    this.auditQueued = new Gauge({
-      name: "gatehouse_audit_queue_size",
-      help: "Audit events waiting to be written.",
-      registers,
-    });
-    this.auditWritten = new Counter({
-      name: "gatehouse_audit_written_total",
-      help: "Audit events written to the database.",
-      registers,
-    });
-    this.auditDropped = new Counter({
-      name: "gatehouse_audit_dropped_total",
-      help: "Audit events lost: queue_full (oldest dropped), rejected (the database refused the row), shutdown.",
-      labelNames: ["reason"],
-      registers,
-    });
-    this.auditWriteErrors = new Counter({
-      name: "gatehouse_audit_write_errors_total",
-      help: "Failed audit batch writes (retried).",
-      registers,
-    });
-    this.ready = new Gauge({
-      name: "gatehouse_ready",
-      help: "1 when this node reports ready (config loaded, not draining).",
-      registers,
-    });
+    this.httpRequests = reuse(
+      this.registry,
+      "gatehouse_gateway_requests_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_requests_total",
+          help: "HTTP requests to tenant MCP endpoints, by tenant, HTTP method and status code.",
+          labelNames: ["tenant", "method", "status"],
+          registers,
+        }),
+    );
+    this.toolCalls = reuse(
+      this.registry,
+      "gatehouse_gateway_tool_calls_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_tool_calls_total",
+          help: "tools/call requests by tenant, upstream, tool (catalog tools only, else 'other') and outcome.",
+          labelNames: ["tenant", "upstream", "tool", "outcome"],
+          registers,
+        }),
+    );
+    this.callDuration = reuse(
+      this.registry,
+      "gatehouse_gateway_tool_call_duration_seconds",
+      () =>
+        new Histogram({
+          name: "gatehouse_gateway_tool_call_duration_seconds",
+          help: "Whole tools/call time as the gateway saw it (gateway + upstream).",
+          labelNames: ["tenant", "upstream", "outcome"],
+          buckets: UPSTREAM_BUCKETS,
+          registers,
+        }),
+    );
+    this.gatewayOverhead = reuse(
+      this.registry,
+      "gatehouse_gateway_overhead_seconds",
+      () =>
+        new Histogram({
+          name: "gatehouse_gateway_overhead_seconds",
+          help: "Time the gateway itself added to a tools/call (total minus upstream time).",
+          labelNames: ["tenant"],
+          buckets: OVERHEAD_BUCKETS,
+          registers,
+        }),
+    );
+    this.upstreamDuration = reuse(
+      this.registry,
+      "gatehouse_gateway_upstream_duration_seconds",
+      () =>
+        new Histogram({
+          name: "gatehouse_gateway_upstream_duration_seconds",
+          help: "Time waiting for the upstream on a tools/call.",
+          labelNames: ["tenant", "upstream"],
+          buckets: UPSTREAM_BUCKETS,
+          registers,
+        }),
+    );
+    this.upstreamUp = reuse(
+      this.registry,
+      "gatehouse_gateway_upstream_up",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_upstream_up",
+          help: "1 when the last contact with the upstream succeeded, 0 when it failed.",
+          labelNames: ["tenant", "upstream"],
+          registers,
+        }),
+    );
+    this.circuitState = reuse(
+      this.registry,
+      "gatehouse_gateway_upstream_circuit_state",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_upstream_circuit_state",
+          help: "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open.",
+          labelNames: ["tenant", "upstream"],
+          registers,
+        }),
+    );
+    this.sessionsOpen = reuse(
+      this.registry,
+      "gatehouse_gateway_sessions_open",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_sessions_open",
+          help: "MCP sessions open on this node.",
+          labelNames: ["tenant"],
+          registers,
+        }),
+    );
+    this.configVersion = reuse(
+      this.registry,
+      "gatehouse_gateway_config_version",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_config_version",
+          help: "Config version of the tenant snapshot this node has applied.",
+          labelNames: ["tenant"],
+          registers,
+        }),
+    );
+    this.tenantsLoaded = reuse(
+      this.registry,
+      "gatehouse_gateway_tenants_loaded",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_tenants_loaded",
+          help: "Tenant snapshots held in memory on this node.",
+          registers,
+        }),
+    );
+    this.rateLimitRejections = reuse(
+      this.registry,
+      "gatehouse_gateway_rate_limit_rejections_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_rate_limit_rejections_total",
+          help: "Requests refused by a rate limit, by tenant and bucket scope (key, tenant, tool).",
+          labelNames: ["tenant", "scope"],
+          registers,
+        }),
+    );
+    this.rateLimitFallback = reuse(
+      this.registry,
+      "gatehouse_gateway_rate_limit_local_fallback",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_rate_limit_local_fallback",
+          help: "1 while rate limits are enforced per node because Redis is unreachable.",
+          registers,
+        }),
+    );
+    this.rateLimitFallbackTakes = reuse(
+      this.registry,
+      "gatehouse_gateway_rate_limit_local_takes_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_rate_limit_local_takes_total",
+          help: "Rate-limit checks answered by a local bucket because Redis failed or was not ready.",
+          registers,
+        }),
+    );
+    this.busConnected = reuse(
+      this.registry,
+      "gatehouse_gateway_bus_connected",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_bus_connected",
+          help: "1 while the config bus is connected.",
+          registers,
+        }),
+    );
+    this.auditQueued = reuse(
+      this.registry,
+      "gatehouse_gateway_audit_queue_size",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_audit_queue_size",
+          help: "Audit events waiting to be written.",
+          registers,
+        }),
+    );
+    this.auditWritten = reuse(
+      this.registry,
+      "gatehouse_gateway_audit_written_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_audit_written_total",
+          help: "Audit events written to the database.",
+          registers,
+        }),
+    );
+    this.auditDropped = reuse(
+      this.registry,
+      "gatehouse_gateway_audit_dropped_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_audit_dropped_total",
+          help: "Audit events lost: queue_full (oldest dropped), rejected (the database refused the row), shutdown.",
+          labelNames: ["reason"],
+          registers,
+        }),
+    );
+    this.auditWriteErrors = reuse(
+      this.registry,
+      "gatehouse_gateway_audit_write_errors_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_audit_write_errors_total",
+          help: "Failed audit batch writes (retried).",
+          registers,
+        }),
+    );
+    this.ready = reuse(
+      this.registry,
+      "gatehouse_gateway_ready",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_ready",
+          help: "1 when this node reports ready (config loaded, not draining).",
+          registers,
+        }),
+    );
   }
 
   /**
@@ -316,6 +419,14 @@ export class GatewayMetrics {
 }
 
 const HTTP_METHODS = new Set(["GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"]);
+
+/**
+ * The metric of that name if the registry has it (a second GatewayMetrics on the same registry,
+ * or the core's own metric of the same name and labels), else a new one.
+ */
+function reuse<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
 
 function catalogKey(tenant: string, upstream: string): string {
   return `${tenant}\u0000${upstream}`;
