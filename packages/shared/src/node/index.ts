@@ -12,4 +12,5 @@ export {
   VISIBLE_PREFIX_LENGTH,
   verifyToken,
 } from "./keys.js";
+export { type BusLogger, RedisBus, type RedisBusOptions } from "./redis-bus.js";
 export { createSealer, generateSecretsKey, parseSecretsKey, type Sealer, SealingError } from "./sealing.js";
