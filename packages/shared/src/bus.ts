@@ -18,6 +18,47 @@ export const ConfigEventSchema = z.object({
 });
 export type ConfigEvent = z.infer<typeof ConfigEventSchema>;
 
+const credentialRef = {
+  tenantId: z.string(),
+  upstreamId: z.string(),
+  /** `""` for a shared credential, else the principal id (`key:<id>`, `sub:<subject>`). */
+  subject: z.string(),
+};
+
+/**
+ * Upstream credential changes (channel `credentials`). Tokens never travel on the bus: a node
+ * that sees `updated` re-reads the sealed row. `refresh_requested` goes the other way, from a
+ * gateway whose upstream answered 401 (or whose token expired) to the workers.
+ */
+export const CredentialEventSchema = z.discriminatedUnion("type", [
+  /** New tokens were stored (refresh, connect, first client-credentials token). */
+  z.object({
+    type: z.literal("updated"),
+    ...credentialRef,
+    credentialId: z.string(),
+    generation: z.number().int(),
+    expiresAt: z.string().nullable(),
+  }),
+  /** A permanent failure (e.g. `invalid_grant`): a person must reconnect. */
+  z.object({
+    type: z.literal("needs_reconnect"),
+    ...credentialRef,
+    credentialId: z.string(),
+    reason: z.string(),
+  }),
+  /** A refresh failed for now and will be retried; the old token may still work until it expires. */
+  z.object({ type: z.literal("failed"), ...credentialRef, credentialId: z.string(), reason: z.string() }),
+  /** The credential was disconnected. */
+  z.object({ type: z.literal("deleted"), ...credentialRef, credentialId: z.string() }),
+  /** Please get a fresh token now; `staleGeneration` is the one that failed (null: none held). */
+  z.object({
+    type: z.literal("refresh_requested"),
+    ...credentialRef,
+    staleGeneration: z.number().int().nullable(),
+  }),
+]);
+export type CredentialEvent = z.infer<typeof CredentialEventSchema>;
+
 export type BusHandler = (message: unknown) => void;
 
 /**
