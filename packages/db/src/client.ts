@@ -1,10 +1,8 @@
-import { mkdirSync } from "node:fs";
-import path from "node:path";
-import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "./generated/prisma/client.js";
 import { applyMigrations, isPostgresUrl } from "./migrate.js";
+import { openPGliteStore } from "./pglite-store.js";
 
 export interface CreateDbOptions {
   /** postgres:// or postgresql:// selects Postgres; unset or empty, the embedded PGlite. */
@@ -24,9 +22,6 @@ export interface Db {
   close(): Promise<void>;
 }
 
-// A PGlite data directory must be opened by one PGlite at a time.
-const openPGliteDirs = new Set<string>();
-
 /** Open the database: Postgres through adapter-pg, or PGlite persisted on disk. */
 export async function createDb(opts: CreateDbOptions = {}): Promise<Db> {
   const url = opts.databaseUrl?.trim();
@@ -45,34 +40,22 @@ export async function createDb(opts: CreateDbOptions = {}): Promise<Db> {
     return { prisma, kind: "postgres", close: once(() => prisma.$disconnect()) };
   }
 
-  const dir = path.resolve(opts.dataDir ?? "./.data", "pglite");
-  if (openPGliteDirs.has(dir)) {
-    throw new Error(
-      `PGlite at ${dir} is already open in this process; share one Db instead of opening it twice.`,
-    );
-  }
-  openPGliteDirs.add(dir);
-  let pglite: PGlite | undefined;
+  const store = await openPGliteStore(opts.dataDir ?? "./.data");
   try {
-    mkdirSync(dir, { recursive: true });
-    pglite = await PGlite.create(dir);
-    if (opts.migrate ?? true) await applyMigrations({ pglite });
+    if (opts.migrate ?? true) await applyMigrations({ pglite: store.pglite });
   } catch (e) {
-    await pglite?.close().catch(() => {});
-    openPGliteDirs.delete(dir);
+    await store.close().catch(() => {});
     throw e;
   }
-  const db = pglite;
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(store.pglite) });
   return {
     prisma,
     kind: "pglite",
     close: once(async () => {
       try {
         await prisma.$disconnect();
-        await db.close();
       } finally {
-        openPGliteDirs.delete(dir);
+        await store.close();
       }
     }),
   };

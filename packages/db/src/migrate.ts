@@ -20,6 +20,7 @@ import type {
 } from "@prisma/schema-engine-wasm/schema_engine_bg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
+import { openPGliteStore } from "./pglite-store.js";
 import { loadSchemaEngine, type SchemaEngine } from "./schema-engine.js";
 
 /** packages/db, both from src/ (tests) and from dist/ (built). */
@@ -272,10 +273,9 @@ interface OpenTarget {
 async function openTarget(target: MigrationTarget): Promise<OpenTarget> {
   if (typeof target === "string") return openPostgres(target);
   if ("databaseUrl" in target) return openPostgres(target.databaseUrl);
-  if ("pglite" in target) return openPGlite(target.pglite, false);
-  const dir = path.join(path.resolve(target.dataDir), "pglite");
-  mkdirSync(dir, { recursive: true });
-  return openPGlite(await PGlite.create(dir), true);
+  if ("pglite" in target) return openPGlite(target.pglite);
+  const store = await openPGliteStore(target.dataDir);
+  return { ...openPGlite(store.pglite), close: store.close };
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -306,7 +306,7 @@ function openPostgres(url: string): OpenTarget {
 
 const pgliteQueues = new WeakMap<PGlite, Promise<unknown>>();
 
-function openPGlite(db: PGlite, owned: boolean): OpenTarget {
+function openPGlite(db: PGlite): OpenTarget {
   return {
     factory: new MigratePGlite(db),
     // One PGlite belongs to one process: serialise deploys within it.
@@ -319,9 +319,7 @@ function openPGlite(db: PGlite, owned: boolean): OpenTarget {
       );
       return next;
     },
-    close: async () => {
-      if (owned) await db.close();
-    },
+    close: async () => {},
   };
 }
 
