@@ -1,0 +1,163 @@
+// Real MCP upstreams for the gateway's integration tests, built with the v1 SDK server over
+// Streamable HTTP on 127.0.0.1 (stateful: one transport per upstream session).
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { z } from "zod";
+
+export interface Fixture {
+  name: string;
+  url: string;
+  /** Requests seen, by upstream session id: lets tests check which session served a call. */
+  sessionsSeen: Set<string>;
+  /** Upstream session id of every echo call, in order. */
+  echoSessions: string[];
+  /** Authorization headers the upstream received (the agent's must never appear). */
+  authHeaders: string[];
+  /** Adds a tool and announces notifications/tools/list_changed on every session. */
+  addTool(name: string): void;
+  close(): Promise<void>;
+}
+
+export async function startFixture(name: string): Promise<Fixture> {
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const servers = new Set<McpServer>();
+  const sessionsSeen = new Set<string>();
+  const authHeaders: string[] = [];
+  const extraTools: string[] = [];
+  const echoSessions: string[] = [];
+
+  const build = (): McpServer => {
+    const server = new McpServer(
+      { name: `fixture-${name}`, version: "1.0.0" },
+      { capabilities: { logging: {} } },
+    );
+    server.registerTool(
+      "echo",
+      { description: "Echoes text", inputSchema: { text: z.string() } },
+      async ({ text }, extra) => {
+        echoSessions.push(extra.sessionId ?? "");
+        return { content: [{ type: "text", text: `${name}:echo:${text}` }] };
+      },
+    );
+    server.registerTool("get_secret", { description: "A secret", inputSchema: {} }, async () => ({
+      content: [{ type: "text", text: `${name}-secret` }],
+    }));
+    server.registerTool(
+      "drop_table",
+      { description: "Destructive", inputSchema: { table: z.string() } },
+      async ({ table }) => ({ content: [{ type: "text", text: `dropped ${table}` }] }),
+    );
+    server.registerTool(
+      "slow",
+      { description: "Reports progress", inputSchema: { steps: z.number().optional() } },
+      async ({ steps }, extra) => {
+        const n = steps ?? 3;
+        const token = extra._meta?.progressToken;
+        for (let i = 1; i <= n; i++) {
+          if (token !== undefined) {
+            await extra.sendNotification({
+              method: "notifications/progress",
+              params: { progressToken: token, progress: i, total: n, message: `step ${i}` },
+            });
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return { content: [{ type: "text", text: `done ${n}` }] };
+      },
+    );
+    server.registerTool(
+      "ask_user",
+      { description: "Elicits", inputSchema: { message: z.string() } },
+      async ({ message }) => {
+        const r = await server.server.elicitInput({
+          message,
+          requestedSchema: {
+            type: "object",
+            properties: { answer: { type: "string" } },
+            required: ["answer"],
+          },
+        });
+        return { content: [{ type: "text", text: `${r.action}:${JSON.stringify(r.content ?? {})}` }] };
+      },
+    );
+    server.registerTool("log_something", { description: "Logs", inputSchema: {} }, async (_a, extra) => {
+      await extra.sendNotification({
+        method: "notifications/message",
+        params: { level: "info", data: `${name} logged` },
+      });
+      return { content: [{ type: "text", text: "logged" }] };
+    });
+    for (const t of extraTools) {
+      server.registerTool(t, { description: "added", inputSchema: {} }, async () => ({
+        content: [{ type: "text", text: t }],
+      }));
+    }
+    server.registerPrompt(
+      "greet",
+      { description: "Greets", argsSchema: { who: z.string() } },
+      async ({ who }) => ({
+        messages: [{ role: "user", content: { type: "text", text: `Hello ${who} from ${name}` } }],
+      }),
+    );
+    server.registerResource("info", `${name}://info`, { mimeType: "text/plain" }, async (uri) => ({
+      contents: [{ uri: uri.href, text: `info of ${name}` }],
+    }));
+    servers.add(server);
+    return server;
+  };
+
+  const http: Server = createServer(async (req, res) => {
+    if (typeof req.headers.authorization === "string") authHeaders.push(req.headers.authorization);
+    const sid = req.headers["mcp-session-id"];
+    if (typeof sid === "string") {
+      const t = transports.get(sid);
+      if (!t) {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32001, message: "Session not found" } }),
+        );
+        return;
+      }
+      sessionsSeen.add(sid);
+      await t.handleRequest(req, res);
+      return;
+    }
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        transports.set(id, transport);
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) transports.delete(transport.sessionId);
+    };
+    await build().connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  const port = (http.address() as AddressInfo).port;
+  return {
+    name,
+    url: `http://127.0.0.1:${port}/mcp`,
+    sessionsSeen,
+    echoSessions,
+    authHeaders,
+    addTool(tool: string) {
+      extraTools.push(tool);
+      for (const s of servers) {
+        if (!s.isConnected()) continue;
+        s.registerTool(tool, { description: "added", inputSchema: {} }, async () => ({
+          content: [{ type: "text", text: tool }],
+        }));
+      }
+    },
+    async close() {
+      for (const t of transports.values()) await t.close().catch(() => {});
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}

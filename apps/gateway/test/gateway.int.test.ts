@@ -1,0 +1,563 @@
+// The gateway end to end in one process: real Postgres (fresh database), real Redis (own key
+// prefix), real MCP upstreams over HTTP, the SDK client as the agent, two gateway nodes.
+
+import type { Db } from "@gatehouse/db";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ElicitRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Fixture, startFixture } from "./fixtures.js";
+import { createHarness, type Harness, type Node, sealer, seedKey } from "./harness.js";
+
+let h: Harness;
+let db: Db;
+let alpha: Fixture;
+let beta: Fixture;
+let nodeA: Node;
+let nodeB: Node;
+let acme: { id: string; slug: string };
+let other: { id: string; slug: string };
+let adminKey: string;
+let readerKey: { id: string; key: string };
+let otherKey: string;
+
+const POLICY = {
+  defaultEffect: "deny",
+  rules: [
+    { id: "admins-all", effect: "allow", principals: ["role:admin"] },
+    {
+      id: "readers-read",
+      effect: "allow",
+      principals: ["role:reader"],
+      tools: ["echo", "get_*", "slow", "ask_user", "log_something"],
+    },
+    { id: "no-drop", effect: "deny", tools: ["drop_*"] },
+    { id: "beta-secret-hidden", effect: "deny", upstreams: ["beta"], tools: ["get_secret"] },
+  ],
+};
+
+function headers(key: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${key}`, ...extra };
+}
+
+async function connect(
+  node: Node,
+  key: string,
+  path = `/t/${acme.slug}/mcp`,
+  opts: { sessionId?: string; onElicit?: (p: unknown) => unknown } = {},
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${node.url}${path}`), {
+    requestInit: { headers: headers(key) },
+    ...(opts.sessionId ? { sessionId: opts.sessionId } : {}),
+  });
+  const client = new Client(
+    { name: "test-agent", version: "1.0.0" },
+    { capabilities: opts.onElicit ? { elicitation: {} } : {} },
+  );
+  if (opts.onElicit) {
+    const onElicit = opts.onElicit;
+    client.setRequestHandler(ElicitRequestSchema, async (req) => onElicit(req.params) as never);
+  }
+  await client.connect(transport);
+  return { client, transport };
+}
+
+async function post(node: Node, path: string, body: string, hdrs: Record<string, string>): Promise<Response> {
+  return await fetch(`${node.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...hdrs },
+    body,
+  });
+}
+
+const INIT = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+});
+
+beforeAll(async () => {
+  h = await createHarness();
+  db = h.db;
+  alpha = await startFixture("alpha");
+  beta = await startFixture("beta");
+  const t = await db.prisma.tenant.create({
+    data: {
+      slug: `acme-${Date.now().toString(36)}`,
+      name: "Acme",
+      settings: { allowedOrigins: ["https://console.acme.test"] },
+    },
+  });
+  acme = { id: t.id, slug: t.slug };
+  const o = await db.prisma.tenant.create({
+    data: { slug: `other-${Date.now().toString(36)}`, name: "Other" },
+  });
+  other = { id: o.id, slug: o.slug };
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: acme.id,
+      name: "alpha",
+      url: alpha.url,
+      transport: "streamable_http",
+      toolPrefix: "alpha_",
+      headersSealed: sealer.sealJson({ "x-upstream-token": "alpha-static" }),
+    },
+  });
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: acme.id,
+      name: "beta",
+      url: beta.url,
+      transport: "streamable_http",
+      toolPrefix: "beta_",
+    },
+  });
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: acme.id,
+      name: "down",
+      url: "http://127.0.0.1:1/mcp",
+      transport: "streamable_http",
+      toolPrefix: "down_",
+    },
+  });
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: acme.id,
+      name: "local",
+      command: "node",
+      args: ["-e", "0"],
+      transport: "stdio",
+      toolPrefix: "local_",
+    },
+  });
+  await db.prisma.policy.create({ data: { tenantId: acme.id, version: 1, document: POLICY } });
+  adminKey = (await seedKey(db, acme.id, { agent: "boss", roles: ["admin"] })).key;
+  readerKey = await seedKey(db, acme.id, { agent: "scout", roles: ["reader"] });
+  otherKey = (await seedKey(db, other.id, { roles: ["admin"] })).key;
+  nodeA = await h.startNode();
+  nodeB = await h.startNode();
+}, 60_000);
+
+afterAll(async () => {
+  await h?.close();
+  await alpha?.close();
+  await beta?.close();
+});
+
+describe("operations endpoints", () => {
+  it("answers /healthz, /readyz and /metrics", async () => {
+    expect((await fetch(`${nodeA.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${nodeA.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ database: true, bus: true });
+    const m = await (await fetch(`${nodeA.url}/metrics`)).text();
+    expect(m).toContain("gatehouse_gateway_http_requests_total");
+  });
+});
+
+describe("auth", () => {
+  it("401 without credentials, with the RFC 9728 resource_metadata challenge", async () => {
+    const res = await post(nodeA, `/t/${acme.slug}/mcp`, INIT, {});
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toBe(
+      `Bearer resource_metadata="http://localhost:8080/.well-known/oauth-protected-resource/t/${acme.slug}/mcp"`,
+    );
+    const body = (await res.json()) as { error: { data: { code: string } } };
+    expect(body.error.data.code).toBe("UNAUTHENTICATED");
+  });
+
+  it("a key of another tenant gets exactly the 401 of an unknown key", async () => {
+    const foreign = await post(nodeA, `/t/${acme.slug}/mcp`, INIT, headers(otherKey));
+    const unknown = await post(nodeA, `/t/${acme.slug}/mcp`, INIT, headers(`mgw_${"x".repeat(43)}`));
+    expect(foreign.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(foreign.headers.get("www-authenticate")).toBe(unknown.headers.get("www-authenticate"));
+    expect(await foreign.text()).toBe(await unknown.text());
+  });
+
+  it("accepts the key in X-API-Key too", async () => {
+    const res = await post(nodeA, `/t/${acme.slug}/mcp`, INIT, { "x-api-key": adminKey });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("mcp-session-id")).toMatch(/^[A-Za-z0-9_-]{32}$/);
+  });
+
+  it("serves RFC 9728 protected resource metadata", async () => {
+    const res = await fetch(`${nodeA.url}/.well-known/oauth-protected-resource/t/${acme.slug}/mcp`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      resource: `http://localhost:8080/t/${acme.slug}/mcp`,
+      authorization_servers: [],
+      bearer_methods_supported: ["header"],
+    });
+  });
+
+  it("404 for an unknown tenant", async () => {
+    const res = await post(nodeA, "/t/no-such-tenant/mcp", INIT, headers(adminKey));
+    expect(res.status).toBe(404);
+  });
+});
+
+describe("DNS rebinding and origin checks", () => {
+  it("403 for a foreign Origin, OK for the tenant's allowed origin and for none", async () => {
+    expect(
+      (await post(nodeA, `/t/${acme.slug}/mcp`, INIT, headers(adminKey, { origin: "https://evil.example" })))
+        .status,
+    ).toBe(403);
+    expect(
+      (
+        await post(
+          nodeA,
+          `/t/${acme.slug}/mcp`,
+          INIT,
+          headers(adminKey, { origin: "https://console.acme.test" }),
+        )
+      ).status,
+    ).toBe(200);
+    expect(
+      (await post(nodeA, `/t/${acme.slug}/mcp`, INIT, headers(adminKey, { origin: "http://localhost:8080" })))
+        .status,
+    ).toBe(200);
+  });
+
+  it("403 for a foreign Host header", async () => {
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const u = new URL(nodeA.url);
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: `/t/${acme.slug}/mcp`,
+          method: "POST",
+          headers: {
+            host: "evil.example:80",
+            "content-type": "application/json",
+            authorization: `Bearer ${adminKey}`,
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end(INIT);
+    });
+    expect(status).toBe(403);
+  });
+});
+
+describe("garbage in, JSON-RPC errors out", () => {
+  const path = () => `/t/${acme.slug}/mcp`;
+  it("answers malformed bodies with catalogue codes and stays up", async () => {
+    const cases: Array<[string, number, string]> = [
+      ["{not json", 400, "PARSE_ERROR"],
+      ["[]", 400, "INVALID_REQUEST"],
+      ['{"jsonrpc":"1.0","id":1,"method":"x"}', 400, "INVALID_REQUEST"],
+      ['{"jsonrpc":"2.0","id":{},"method":"tools/list"}', 400, "INVALID_REQUEST"],
+      ['"just a string"', 400, "INVALID_REQUEST"],
+      ['{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}', 400, "INVALID_REQUEST"],
+      ['{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}', 400, "INVALID_REQUEST"],
+    ];
+    for (const [body, status, code] of cases) {
+      const res = await post(nodeA, path(), body, headers(adminKey));
+      expect(res.status, body).toBe(status);
+      const json = (await res.json()) as { jsonrpc: string; error: { code: number; data: { code: string } } };
+      expect(json.jsonrpc).toBe("2.0");
+      expect(json.error.data.code, body).toBe(code);
+    }
+    const big = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/list",
+      params: { pad: "x".repeat(100_000) },
+    });
+    const tooBig = await post(nodeA, path(), big, headers(adminKey));
+    expect(tooBig.status).toBe(413);
+    expect(((await tooBig.json()) as { error: { data: { code: string } } }).error.data.code).toBe(
+      "PAYLOAD_TOO_LARGE",
+    );
+    const noSession = await post(
+      nodeA,
+      path(),
+      '{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+      headers(adminKey),
+    );
+    expect(noSession.status).toBe(400);
+    const badSession = await post(
+      nodeA,
+      path(),
+      '{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+      headers(adminKey, { "mcp-session-id": "nope" }),
+    );
+    expect(badSession.status).toBe(404);
+    expect(((await badSession.json()) as { error: { data: { code: string } } }).error.data.code).toBe(
+      "SESSION_NOT_FOUND",
+    );
+    const random = await post(
+      nodeA,
+      path(),
+      Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 37) % 256)).toString("latin1"),
+      headers(adminKey),
+    );
+    expect(random.status).toBe(400);
+    expect((await fetch(`${nodeA.url}/healthz`)).status).toBe(200);
+  });
+
+  it("400 for an unsupported MCP-Protocol-Version", async () => {
+    const init = await post(nodeA, path(), INIT, headers(adminKey));
+    const sid = init.headers.get("mcp-session-id")!;
+    const res = await post(
+      nodeA,
+      path(),
+      '{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+      headers(adminKey, { "mcp-session-id": sid, "mcp-protocol-version": "1999-01-01" }),
+    );
+    expect(res.status).toBe(400);
+  });
+
+  it("unknown methods get -32601 in a JSON-RPC response", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    await expect(
+      client.request(
+        { method: "nope/nothing", params: {} },
+        (await import("@modelcontextprotocol/sdk/types.js")).EmptyResultSchema,
+      ),
+    ).rejects.toMatchObject({ code: -32601 });
+    await client.close();
+  });
+});
+
+describe("aggregation and policy", () => {
+  it("lists every allowed tool of every upstream, prefixed; a down upstream is left out", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const t0 = Date.now();
+    const { tools } = await client.listTools();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const names = tools.map((t) => t.name).sort();
+    expect(names).toContain("alpha_echo");
+    expect(names).toContain("beta_echo");
+    expect(names).toContain("alpha_get_secret");
+    // hidden by policy
+    expect(names).not.toContain("beta_get_secret");
+    expect(names).not.toContain("alpha_drop_table");
+    expect(names.some((n) => n.startsWith("down_"))).toBe(false);
+    const r = await client.callTool({ name: "beta_echo", arguments: { text: "hi" } });
+    expect(r.content).toEqual([{ type: "text", text: "beta:echo:hi" }]);
+    await client.close();
+  });
+
+  it("denied calls get DENIED_BY_POLICY with the rule id; unknown tools TOOL_NOT_FOUND", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const err = await client
+      .callTool({ name: "alpha_drop_table", arguments: { table: "t" } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(McpError);
+    expect((err as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY", ruleId: "no-drop" });
+    const nf = await client.callTool({ name: "alpha_nothing", arguments: {} }).catch((e: unknown) => e);
+    expect((nf as McpError).data).toMatchObject({ code: "TOOL_NOT_FOUND" });
+    await client.close();
+    const deny = nodeA.audit.find((e) => e.tool === "drop_table");
+    expect(deny).toMatchObject({ decision: "deny", ruleId: "no-drop", outcome: "denied", upstream: "alpha" });
+  });
+
+  it("a reader sees only what the policy allows", async () => {
+    const { client } = await connect(nodeA, readerKey.key);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("alpha_echo");
+    expect(names).not.toContain("alpha_slow_never");
+    expect(names).not.toContain("alpha_drop_table");
+    await client.close();
+  });
+
+  it("calls to a down upstream fail fast with UPSTREAM_UNAVAILABLE", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const t0 = Date.now();
+    const err = await client.callTool({ name: "down_anything", arguments: {} }).catch((e: unknown) => e);
+    expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE" });
+    expect(Date.now() - t0).toBeLessThan(4000);
+    await client.close();
+  });
+
+  it("stdio upstreams are refused unless the operator allows them", async () => {
+    const { client } = await connect(nodeA, adminKey, `/t/${acme.slug}/mcp/local`);
+    const err = await client.listTools().catch((e: unknown) => e);
+    expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE" });
+    expect((err as McpError).message).toContain("GATEWAY_ALLOW_STDIO");
+    await client.close();
+  });
+
+  it("prompts prefixed, resources namespaced and readable", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
+    expect(prompts).toEqual(expect.arrayContaining(["alpha_greet", "beta_greet"]));
+    const got = await client.getPrompt({ name: "beta_greet", arguments: { who: "Ann" } });
+    expect(got.messages[0]?.content).toMatchObject({ text: "Hello Ann from beta" });
+    const resources = (await client.listResources()).resources.map((r) => r.uri);
+    expect(resources).toEqual(
+      expect.arrayContaining(["gatehouse://alpha/alpha://info", "gatehouse://beta/beta://info"]),
+    );
+    const read = await client.readResource({ uri: "gatehouse://alpha/alpha://info" });
+    expect(read.contents[0]).toMatchObject({ uri: "gatehouse://alpha/alpha://info", text: "info of alpha" });
+    await client.close();
+  });
+
+  it("the single-upstream endpoint serves names unprefixed", async () => {
+    const { client } = await connect(nodeA, adminKey, `/t/${acme.slug}/mcp/alpha`);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("echo");
+    expect(names).not.toContain("alpha_echo");
+    const r = await client.callTool({ name: "echo", arguments: { text: "x" } });
+    expect(r.content).toEqual([{ type: "text", text: "alpha:echo:x" }]);
+    const read = await client.readResource({ uri: "alpha://info" });
+    expect(read.contents[0]).toMatchObject({ uri: "alpha://info" });
+    await client.close();
+  });
+
+  it("sends the upstream's static headers, never the agent's credentials", async () => {
+    expect(alpha.authHeaders.some((h) => h.includes(adminKey) || h.includes("mgw_"))).toBe(false);
+    expect(beta.authHeaders.some((h) => h.includes("mgw_"))).toBe(false);
+  });
+});
+
+describe("relay", () => {
+  it("relays progress with the agent's own token", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const seen: number[] = [];
+    const r = await client.callTool({ name: "alpha_slow", arguments: { steps: 3 } }, undefined, {
+      onprogress: (p) => seen.push(p.progress),
+    });
+    expect(r.content).toEqual([{ type: "text", text: "done 3" }]);
+    expect(seen).toEqual([1, 2, 3]);
+    await client.close();
+  });
+
+  it("relays elicitation to the agent and its answer back", async () => {
+    const { client } = await connect(nodeA, adminKey, `/t/${acme.slug}/mcp`, {
+      onElicit: () => ({ action: "accept", content: { answer: "42" } }),
+    });
+    const r = await client.callTool({ name: "alpha_ask_user", arguments: { message: "?" } });
+    expect(r.content).toEqual([{ type: "text", text: 'accept:{"answer":"42"}' }]);
+    await client.close();
+  });
+});
+
+describe("sessions across nodes", () => {
+  it("another principal presenting a session id gets 404", async () => {
+    const { client, transport } = await connect(nodeA, adminKey);
+    const sid = transport.sessionId!;
+    const res = await post(
+      nodeA,
+      `/t/${acme.slug}/mcp`,
+      '{"jsonrpc":"2.0","id":5,"method":"tools/list"}',
+      headers(readerKey.key, { "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" }),
+    );
+    expect(res.status).toBe(404);
+    await client.close();
+  });
+
+  it("a second node resumes the session without initialize, on the same upstream session", async () => {
+    const { client, transport } = await connect(nodeA, adminKey);
+    await client.callTool({ name: "alpha_echo", arguments: { text: "one" } });
+    const sid = transport.sessionId!;
+    const upstreamSession = alpha.echoSessions.at(-1);
+    expect(upstreamSession).toBeTruthy();
+    // Same session id, other node, no initialize.
+    const t2 = new StreamableHTTPClientTransport(new URL(`${nodeB.url}/t/${acme.slug}/mcp`), {
+      requestInit: { headers: headers(adminKey) },
+      sessionId: sid,
+    });
+    const c2 = new Client({ name: "test-agent", version: "1.0.0" });
+    await c2.connect(t2);
+    const r = await c2.callTool({ name: "alpha_echo", arguments: { text: "two" } });
+    expect(r.content).toEqual([{ type: "text", text: "alpha:echo:two" }]);
+    // nodeB went on with the upstream session nodeA opened for this agent session
+    expect(alpha.echoSessions.at(-1)).toBe(upstreamSession);
+    await c2.close();
+    await client.close();
+  });
+
+  it("DELETE ends the session everywhere", async () => {
+    const { client, transport } = await connect(nodeA, adminKey);
+    const sid = transport.sessionId!;
+    await transport.terminateSession();
+    const res = await post(
+      nodeB,
+      `/t/${acme.slug}/mcp`,
+      '{"jsonrpc":"2.0","id":5,"method":"tools/list"}',
+      headers(adminKey, { "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25" }),
+    );
+    expect(res.status).toBe(404);
+    await client.close();
+  });
+});
+
+describe("hot config", () => {
+  it("a revoked key is refused on every node within 1 s", async () => {
+    const k = await seedKey(db, acme.id, { roles: ["admin"] });
+    await h.bump(acme.id);
+    for (const n of [nodeA, nodeB]) {
+      const until = Date.now() + 1000;
+      while ((await post(n, `/t/${acme.slug}/mcp`, INIT, headers(k.key))).status !== 200) {
+        expect(Date.now()).toBeLessThan(until);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await db.prisma.apiKey.delete({ where: { id: k.id } });
+    const t0 = Date.now();
+    await h.bump(acme.id);
+    for (const n of [nodeA, nodeB]) {
+      for (;;) {
+        const s = (await post(n, `/t/${acme.slug}/mcp`, INIT, headers(k.key))).status;
+        if (s === 401) break;
+        expect(Date.now() - t0).toBeLessThan(1000);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it("a policy change is in force on every node within 1 s", async () => {
+    const { client } = await connect(nodeB, readerKey.key);
+    expect((await client.callTool({ name: "alpha_echo", arguments: { text: "a" } })).content).toBeDefined();
+    await db.prisma.policy.create({
+      data: {
+        tenantId: acme.id,
+        version: 2,
+        document: {
+          ...POLICY,
+          rules: [
+            ...POLICY.rules,
+            { id: "no-echo", effect: "deny", principals: ["role:reader"], tools: ["echo"] },
+          ],
+        },
+      },
+    });
+    const t0 = Date.now();
+    await h.bump(acme.id);
+    for (;;) {
+      const err = await client.callTool({ name: "alpha_echo", arguments: { text: "a" } }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      if (err) {
+        expect((err as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY", ruleId: "no-echo" });
+        break;
+      }
+      expect(Date.now() - t0).toBeLessThan(1000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await client.listTools()).tools.map((t) => t.name)).not.toContain("alpha_echo");
+    await client.close();
+  });
+});
+
+describe("tenants are isolated", () => {
+  it("a tenant without upstreams lists nothing, even for an admin key", async () => {
+    const { client } = await connect(nodeA, otherKey, `/t/${other.slug}/mcp`);
+    expect((await client.listTools()).tools).toEqual([]);
+    await client.close();
+  });
+});

@@ -1,0 +1,130 @@
+// Shared setup for the gateway's integration tests: a fresh Postgres database, a Redis key prefix,
+// rows seeded with Prisma directly, and gateway nodes wired like production (RedisBus + RedisSessionStore).
+import { randomBytes } from "node:crypto";
+import { createDb, type Db } from "@gatehouse/db";
+import { createTestDatabase } from "@gatehouse/db/testing";
+import { BusChannel } from "@gatehouse/shared";
+import { createSealer, generateApiKey, RedisBus } from "@gatehouse/shared/node";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { gatewayConfig } from "../src/config/gateway.config.js";
+import { createGateway, type Gateway } from "../src/gateway.js";
+import type { AuditSink, RateLimiter, ToolCallEvent } from "../src/ports.js";
+import { RedisSessionStore } from "../src/sessions/session-store.js";
+
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+export const SECRETS_KEY = randomBytes(32).toString("base64");
+
+export interface Node {
+  gateway: Gateway;
+  url: string;
+  bus: RedisBus;
+  store: RedisSessionStore;
+  audit: ToolCallEvent[];
+  close(): Promise<void>;
+}
+
+export interface Harness {
+  db: Db;
+  prefix: string;
+  publisher: RedisBus;
+  startNode(opts?: { rateLimiter?: RateLimiter; allowStdio?: boolean }): Promise<Node>;
+  /** What the API does after a write: bump the version and publish it. */
+  bump(tenantId: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function createHarness(): Promise<Harness> {
+  const database = await createTestDatabase();
+  const db = await createDb({ databaseUrl: database.url, poolSize: 4 });
+  const prefix = `gh-test-${randomBytes(4).toString("hex")}:`;
+  const publisher = new RedisBus({ url: REDIS_URL, keyPrefix: prefix });
+  const nodes: Node[] = [];
+  return {
+    db,
+    prefix,
+    publisher,
+    async startNode(opts = {}) {
+      const bus = new RedisBus({ url: REDIS_URL, keyPrefix: prefix });
+      const store = new RedisSessionStore({ url: REDIS_URL, keyPrefix: prefix, ttlSeconds: 600 });
+      const events: ToolCallEvent[] = [];
+      const audit: AuditSink = { record: (e) => events.push(e), flush: async () => {} };
+      const config = gatewayConfig({
+        publicUrl: "http://localhost:8080",
+        secretsKey: SECRETS_KEY,
+        upstreamConnectTimeoutMs: 1500,
+        upstreamRetryAfterMs: 2000,
+        allowStdio: opts.allowStdio ?? false,
+        configRecheckMs: 0,
+        maxBodyBytes: 64 * 1024,
+      });
+      const gateway = await createGateway({
+        config,
+        db,
+        bus,
+        sessions: store,
+        audit,
+        logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+        ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
+      });
+      const { port } = await gateway.listen(0, "127.0.0.1");
+      let closed = false;
+      const node: Node = {
+        gateway,
+        url: `http://127.0.0.1:${port}`,
+        bus,
+        store,
+        audit: events,
+        async close() {
+          if (closed) return;
+          closed = true;
+          await gateway.close();
+          await store.close();
+          await bus.close();
+        },
+      };
+      nodes.push(node);
+      return node;
+    },
+    async bump(tenantId) {
+      const t = await db.prisma.tenant.update({
+        where: { id: tenantId },
+        data: { configVersion: { increment: 1 } },
+      });
+      await publisher.publish(BusChannel.config, { tenantId, version: t.configVersion });
+      return t.configVersion;
+    },
+    async close() {
+      for (const n of nodes) await n.close().catch(() => {});
+      await publisher.close();
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+      await db.close();
+      await database.drop();
+    },
+  };
+}
+
+export const sealer = createSealer(SECRETS_KEY);
+
+export async function seedKey(
+  db: Db,
+  tenantId: string,
+  opts: { agent?: string; roles?: string[]; rateLimitPerMinute?: number } = {},
+): Promise<{ id: string; key: string }> {
+  const k = generateApiKey();
+  const row = await db.prisma.apiKey.create({
+    data: {
+      tenantId,
+      name: `key-${randomBytes(3).toString("hex")}`,
+      agent: opts.agent ?? null,
+      roles: opts.roles ?? [],
+      prefix: k.prefix,
+      hash: k.hash,
+      rateLimitPerMinute: opts.rateLimitPerMinute ?? null,
+    },
+  });
+  return { id: row.id, key: k.key };
+}
