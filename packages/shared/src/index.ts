@@ -7,6 +7,7 @@ export {
   type CompiledPolicy,
   compilePolicy,
   POLICY_CEL_VARIABLES,
+  POLICY_MATCHES_MAX_ARG_LENGTH,
   type PolicyDecision,
   type PolicyExplanation,
   type PolicyInput,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AppError } from "../errors.js";
 import type { Principal } from "../principal.js";
-import { compilePolicy, type PolicyInput } from "./policy.engine.js";
+import { compilePolicy, POLICY_MATCHES_MAX_ARG_LENGTH, type PolicyInput } from "./policy.engine.js";
 import { DEFAULT_POLICY, type PolicyDocument, PolicyDocumentSchema } from "./policy.schema.js";
 
 const apiKey = (over: Partial<Principal> = {}): Principal => ({
@@ -396,6 +396,73 @@ describe("evaluate", () => {
     expect(p.ruleById("r")?.rateLimit).toEqual({ perMinute: 30 });
     expect(p.ruleById("nope")).toBeUndefined();
     expect(p.document.rules[0]?.id).toBe("r");
+  });
+});
+
+describe("matches() and optional arguments", () => {
+  it("vets matches() patterns when the policy is saved", () => {
+    expect(() =>
+      compilePolicy({ rules: [{ id: "ok", effect: "allow", when: "args.path.matches('^/srv/[a-z]+$')" }] }),
+    ).not.toThrow();
+    const issues = validationIssues({
+      rules: [
+        { id: "redos", effect: "deny", when: "args.q.matches('(a+)+$')" },
+        { id: "dynamic", effect: "allow", when: "tool.matches(args.pattern)" },
+        { id: "invalid", effect: "allow", when: "tool.matches('(')" },
+      ],
+    });
+    expect(issues.map((i) => i.path)).toEqual(["rules[0].when", "rules[1].when", "rules[2].when"]);
+    expect(issues[0]?.message).toContain("backtrack exponentially");
+    expect(issues[1]?.message).toContain("literal pattern");
+    expect(issues[2]?.message).toContain("invalid regular expression");
+  });
+
+  it("a matches() condition fails on overlong arguments: no allow, and a deny still denies", () => {
+    const p = compilePolicy({
+      defaultEffect: "allow",
+      rules: [
+        { id: "no-etc", effect: "deny", upstreams: ["fs"], when: "args.path.matches('^/etc(/|$)')" },
+        { id: "srv", effect: "allow", upstreams: ["fs2"], when: "args.path.matches('^/srv/')" },
+      ],
+    });
+    const long = `/srv/${"a".repeat(POLICY_MATCHES_MAX_ARG_LENGTH)}`;
+    const run = (upstream: string, path: unknown) =>
+      p.evaluate({ principal: apiKey(), upstream, tool: "read", args: { path } });
+    expect(run("fs", "/etc/passwd").ruleId).toBe("no-etc");
+    expect(run("fs", "/srv/x").decision).toBe("allow");
+    const padded = run("fs", long);
+    expect(padded).toMatchObject({ decision: "deny", ruleId: "no-etc" });
+    expect(padded.reason).toContain("too long for a condition that uses matches()");
+    // The length guard looks at every argument string, however deep.
+    expect(
+      p.evaluate({
+        principal: apiKey(),
+        upstream: "fs",
+        tool: "read",
+        args: { path: "/srv", x: [{ y: long }] },
+      }).ruleId,
+    ).toBe("no-etc");
+
+    const strict = compilePolicy({
+      rules: [{ id: "srv", effect: "allow", when: "args.path.matches('^/srv/')" }],
+    });
+    expect(
+      strict.evaluate({ principal: apiKey(), upstream: "u", tool: "t", args: { path: "/srv/x" } }).ruleId,
+    ).toBe("srv");
+    expect(
+      strict.evaluate({ principal: apiKey(), upstream: "u", tool: "t", args: { path: long } }).ruleId,
+    ).toBeNull();
+  });
+
+  it("optional field access lets a condition treat a missing argument explicitly", () => {
+    const p = compilePolicy({
+      rules: [{ id: "small", effect: "allow", when: "args.?limit.orValue(10) <= 100" }],
+    });
+    const go = (args: Record<string, unknown>) =>
+      p.evaluate({ principal: apiKey(), upstream: "u", tool: "t", args }).decision;
+    expect(go({})).toBe("allow");
+    expect(go({ limit: 50 })).toBe("allow");
+    expect(go({ limit: 500 })).toBe("deny");
   });
 });
 

@@ -4,6 +4,7 @@ import { AppError } from "../errors.js";
 import type { Principal } from "../principal.js";
 import { compileGlob, type Glob } from "./glob.js";
 import { type PolicyDocument, PolicyDocumentSchema, type PolicyRule } from "./policy.schema.js";
+import { unsafeRegexReason } from "./regex-safety.js";
 
 /** One tool call (or one listed tool) as the policy sees it. `tool` is the unprefixed upstream tool name. */
 export interface PolicyInput {
@@ -61,6 +62,8 @@ type CelVariable = (typeof POLICY_CEL_VARIABLES)[number];
 // The limits bound what a single condition may cost at save time (and therefore per call).
 const celEnv = new Environment({
   homogeneousAggregateLiterals: false,
+  // `args.?limit.orValue(10)`: optional arguments without a failing condition.
+  enableOptionalTypes: true,
   limits: { maxAstNodes: 1000, maxDepth: 32, maxListElements: 256, maxMapEntries: 256, maxCallArguments: 16 },
 })
   .registerVariable("claims", "map", { description: "Verified JWT claims ({} for API keys)" })
@@ -71,6 +74,12 @@ const celEnv = new Environment({
   .registerVariable("args", "map", { description: "Tool-call arguments ({} when listing)" });
 
 type CelContext = Record<CelVariable, unknown>;
+
+/**
+ * Longest argument string a condition using `matches()` will look at; longer ones make the
+ * condition fail (so an allow does not match and a deny does). Bounds regex backtracking per call.
+ */
+export const POLICY_MATCHES_MAX_ARG_LENGTH = 4096;
 
 interface CompiledCondition {
   source: string;
@@ -84,6 +93,8 @@ interface CompiledCondition {
   withoutArgs: ParseResult | null;
   withoutArgsAndTool: ParseResult | null;
   usesArgsOrTool: boolean;
+  /** Uses `matches()` and reads `args`: guard argument length before running. */
+  boundArgs: boolean;
 }
 
 interface PrincipalMatcher {
@@ -220,10 +231,9 @@ function compileCondition(source: string): CompiledCondition {
   const check = run.check();
   if (!check.valid) throw check.error ?? new Error("the condition does not type-check");
   if (check.type !== "bool" && check.type !== "dyn") {
-    throw Object.assign(new Error(`the condition must be a boolean expression, not ${check.type}`), {
-      name: "TypeError",
-    });
+    throw celTypeError(`the condition must be a boolean expression, not ${check.type}`);
   }
+  const usesMatches = checkMatchesCalls(run.ast);
   const usesArgs = references(run.ast, new Set(["args"]));
   const usesArgsOrTool = references(run.ast, new Set(["args", "tool"]));
   return {
@@ -231,9 +241,34 @@ function compileCondition(source: string): CompiledCondition {
     run,
     usesArgs,
     usesArgsOrTool,
+    boundArgs: usesMatches && usesArgs,
     withoutArgs: usesArgs ? knownConjuncts(run.ast, new Set(["args"])) : null,
     withoutArgsAndTool: usesArgsOrTool ? knownConjuncts(run.ast, new Set(["args", "tool"])) : null,
   };
+}
+
+function celTypeError(message: string): Error {
+  return Object.assign(new Error(message), { name: "TypeError" });
+}
+
+/** Vets every `matches()` pattern (see regex-safety.ts); true when the expression uses `matches()`. */
+function checkMatchesCalls(node: unknown): boolean {
+  if (Array.isArray(node)) return node.map(checkMatchesCalls).some(Boolean);
+  if (!isNode(node)) return false;
+  let found = false;
+  if ((node.op === "rcall" || node.op === "call") && node.args[0] === "matches") {
+    found = true;
+    const callArgs = node.op === "rcall" ? node.args[2] : node.args[1];
+    const pattern = callArgs[callArgs.length - 1];
+    if (pattern?.op !== "value" || typeof pattern.args !== "string") {
+      throw celTypeError(
+        "matches() needs a literal pattern string, so that it can be checked when the policy is saved",
+      );
+    }
+    const unsafe = unsafeRegexReason(pattern.args);
+    if (unsafe) throw celTypeError(`matches('${pattern.args}'): ${unsafe}`);
+  }
+  return checkMatchesCalls(node.args) || found;
 }
 
 function isNode(value: unknown): value is ASTNode {
@@ -442,7 +477,13 @@ function denied(r: CompiledRule, conditionError: string | null): PolicyDecision 
 /** Builds the CEL context once per call, and only if some condition needs it. */
 class LazyContext {
   private ctx: CelContext | null = null;
+  private longest = -1;
   constructor(private readonly input: PolicyInput) {}
+
+  longestArgString(): number {
+    if (this.longest < 0) this.longest = longestString(this.input.args ?? {}, 0);
+    return this.longest;
+  }
   get(): CelContext {
     if (this.ctx === null) {
       const p = this.input.principal;
@@ -457,6 +498,18 @@ class LazyContext {
     }
     return this.ctx;
   }
+}
+
+function longestString(value: unknown, depth: number): number {
+  if (typeof value === "string") return value.length;
+  // Beyond this depth, give up and report "too long": fail closed rather than walk forever.
+  if (depth > 32) return Number.POSITIVE_INFINITY;
+  let max = 0;
+  if (Array.isArray(value)) for (const v of value) max = Math.max(max, longestString(v, depth + 1));
+  else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) max = Math.max(max, k.length, longestString(v, depth + 1));
+  }
+  return max;
 }
 
 /** true, false, or the error text; never throws. Anything but a boolean result is an error. */
@@ -489,6 +542,12 @@ function outcome(r: CompiledRule, input: PolicyInput, ctx: LazyContext): Outcome
   if (!r.when) return { kind: "unconditional" };
   // A condition that fails (missing claim or argument, wrong type) does not match for an allow,
   // and, to fail closed, does match for a deny.
+  if (r.when.boundArgs && ctx.longestArgString() > POLICY_MATCHES_MAX_ARG_LENGTH) {
+    return {
+      kind: "error",
+      message: `an argument is longer than ${POLICY_MATCHES_MAX_ARG_LENGTH} characters, too long for a condition that uses matches()`,
+    };
+  }
   const res = runCondition(r.when.run, ctx.get());
   if (res === true) return { kind: "true" };
   if (res === false) return { kind: "false" };
