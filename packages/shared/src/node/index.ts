@@ -14,3 +14,13 @@ export {
 } from "./keys.js";
 export { type BusLogger, RedisBus, type RedisBusOptions } from "./redis-bus.js";
 export { createSealer, generateSecretsKey, parseSecretsKey, type Sealer, SealingError } from "./sealing.js";
+export {
+  type ConnectTicket,
+  type OAuthUpstreamRef,
+  openConnectTicket,
+  type StoredCredential,
+  sealConnectTicket,
+  type UpstreamAccessToken,
+  UpstreamTokens,
+  type UpstreamTokensOptions,
+} from "./upstream-tokens.js";
