@@ -26,7 +26,7 @@ let fx: Fixture;
 let modern: { url: string; proc: ChildProcess } | null = null;
 let jwks: Server;
 let issuer: string;
-let privateKey: CryptoKey;
+let privateKey: Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
 let tenant: { id: string; slug: string };
 let anon: { id: string; slug: string };
 let key: string;
@@ -76,7 +76,7 @@ beforeAll(async () => {
   h = await createHarness();
   fx = await startFixture("fx");
   const pair = await generateKeyPair("RS256");
-  privateKey = pair.privateKey as CryptoKey;
+  privateKey = pair.privateKey;
   const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "RS256", use: "sig" };
   jwks = createServer((req, res) => {
     res.writeHead(200, { "content-type": "application/json" });

@@ -58,6 +58,7 @@ export class UpstreamManager {
   private readonly changeListeners = new Set<(u: UpstreamSnapshot, kind: CatalogChangeKind) => void>();
   /** Last snapshot seen per key, to name the upstream in change events. */
   private readonly snapshots = new Map<string, UpstreamSnapshot>();
+  private readonly debounce = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
   constructor(
@@ -169,21 +170,32 @@ export class UpstreamManager {
     this.markStale(u, kind);
   }
 
-  /** list_changed from any connection to the upstream: refetch, then tell the listeners. */
+  /**
+   * list_changed from any connection to the upstream: refetch, then tell the listeners. Debounced
+   * per upstream, since every session connection may announce the same change.
+   */
   markStale(u: UpstreamSnapshot, kind: CatalogChangeKind): void {
-    const entry = this.catalogs.get(upstreamKey(u));
+    const key = upstreamKey(u);
+    const entry = this.catalogs.get(key);
     if (entry) entry.stale = true;
-    void this.catalog(u)
-      .catch(() => null)
-      .then(() => {
-        for (const l of this.changeListeners) {
-          try {
-            l(u, kind);
-          } catch (err) {
-            this.logger.error({ err }, "catalog change listener failed");
+    const debounceKey = `${key}:${kind}`;
+    if (this.debounce.has(debounceKey)) return;
+    const timer = setTimeout(() => {
+      this.debounce.delete(debounceKey);
+      void this.catalog(u)
+        .catch(() => null)
+        .then(() => {
+          for (const l of this.changeListeners) {
+            try {
+              l(u, kind);
+            } catch (err) {
+              this.logger.error({ err }, "catalog change listener failed");
+            }
           }
-        }
-      });
+        });
+    }, 50);
+    timer.unref();
+    this.debounce.set(debounceKey, timer);
   }
 
   /** The node's shared connection to an upstream (catalogs, stateless callers). */
@@ -299,6 +311,8 @@ export class UpstreamManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.debounce.values()) clearTimeout(t);
+    this.debounce.clear();
     const conns = [...this.shared.values()];
     this.shared.clear();
     await Promise.allSettled(conns.map(async (p) => (await p).close()));
