@@ -1,0 +1,28 @@
+import { type DynamicModule, Module } from "@nestjs/common";
+import { AdminTokensModule } from "./admin-tokens/admin-tokens.module.js";
+import { ApiKeysModule } from "./api-keys/api-keys.module.js";
+import { type CoreDeps, coreModule } from "./common/core.module.js";
+import { HealthModule } from "./health/health.module.js";
+import { IdentityProvidersModule } from "./identity-providers/identity-providers.module.js";
+import { PolicyModule } from "./policy/policy.module.js";
+import { TenantsModule } from "./tenants/tenants.module.js";
+import { UpstreamsModule } from "./upstreams/upstreams.module.js";
+
+@Module({})
+export class AppModule {}
+
+export function appModule(deps: CoreDeps): DynamicModule {
+  return {
+    module: AppModule,
+    imports: [
+      coreModule(deps),
+      HealthModule,
+      TenantsModule,
+      UpstreamsModule,
+      ApiKeysModule,
+      IdentityProvidersModule,
+      PolicyModule,
+      AdminTokensModule,
+    ],
+  };
+}

@@ -1,0 +1,72 @@
+import type { LoggerService } from "@nestjs/common";
+import { type Logger, pino } from "pino";
+
+/**
+ * Paths pino censors wherever they appear. Requests are logged through `serializers.req`, which
+ * keeps no headers at all; these paths are the second line of defence for anything logged by hand.
+ */
+const REDACT = [
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'req.headers["x-api-key"]',
+  "token",
+  "*.token",
+  "key",
+  "*.key",
+  "secret",
+  "*.secret",
+  "password",
+  "*.password",
+  "value",
+  "auth.*",
+  "headers",
+  "env",
+  "ADMIN_TOKEN",
+  "SECRETS_KEY",
+  "*.ADMIN_TOKEN",
+  "*.SECRETS_KEY",
+];
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: "gatehouse-api" },
+    redact: { paths: REDACT, censor: "[redacted]" },
+    serializers: {
+      // Method, path and id only: never headers (Authorization), never bodies (secrets).
+      req: (req: { id?: string; method?: string; url?: string }) => ({
+        id: req.id,
+        method: req.method,
+        url: req.url,
+      }),
+      res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+    },
+  });
+}
+
+/** Nest's own log lines (bootstrap, route mapping, errors) through the same pino logger. */
+export class NestPinoLogger implements LoggerService {
+  constructor(private readonly logger: Logger) {}
+
+  log(message: unknown, context?: string): void {
+    this.logger.info({ context }, String(message));
+  }
+  error(message: unknown, stack?: string, context?: string): void {
+    this.logger.error({ context, stack }, String(message));
+  }
+  warn(message: unknown, context?: string): void {
+    this.logger.warn({ context }, String(message));
+  }
+  debug(message: unknown, context?: string): void {
+    this.logger.debug({ context }, String(message));
+  }
+  verbose(message: unknown, context?: string): void {
+    this.logger.trace({ context }, String(message));
+  }
+  fatal(message: unknown, context?: string): void {
+    this.logger.fatal({ context }, String(message));
+  }
+}

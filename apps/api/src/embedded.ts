@@ -1,0 +1,181 @@
+// `npm start`: everything in one process on embedded defaults. Without DATABASE_URL the database is
+// PGlite under DATA_DIR; without REDIS_URL the bus is in-process. PGlite belongs to one process, so
+// the gateway (and later the workers) run here too, sharing the database and the bus.
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createDb } from "@gatehouse/db";
+import { type Bus, InProcessBus } from "@gatehouse/shared";
+import { generateAdminToken, generateSecretsKey, RedisBus } from "@gatehouse/shared/node";
+import type { NestFastifyApplication } from "@nestjs/platform-fastify";
+import { z } from "zod";
+import { createApiApp } from "./app.js";
+import { createLogger } from "./common/logger.js";
+import { type ApiConfig, type ApiEnv, ConfigError, parseApiEnv } from "./config/api.config.js";
+
+const SecretsFileSchema = z.object({ ADMIN_TOKEN: z.string().min(16), SECRETS_KEY: z.string().min(1) });
+type SecretsFile = z.infer<typeof SecretsFileSchema>;
+
+export interface EmbeddedSecrets {
+  ADMIN_TOKEN: string;
+  SECRETS_KEY: string;
+  /** Where they are kept. */
+  file: string;
+  /** The ones this start generated (the only time they are printed); empty after the first start. */
+  generated: Array<"ADMIN_TOKEN" | "SECRETS_KEY">;
+}
+
+/**
+ * `${dataDir}/secrets.json` (mode 0600): created with fresh secrets on first start, read afterwards.
+ * Variables set in the environment win over the file.
+ */
+export async function loadOrCreateSecrets(env: ApiEnv): Promise<EmbeddedSecrets> {
+  const dir = resolve(env.DATA_DIR);
+  const file = join(dir, "secrets.json");
+  let stored: SecretsFile | undefined;
+  try {
+    stored = SecretsFileSchema.parse(JSON.parse(await readFile(file, "utf8")));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw new ConfigError(
+        `${file} is unreadable or malformed; fix or remove it (removing it makes sealed secrets unreadable)`,
+      );
+    }
+  }
+  if (stored) return { ...stored, ...pickDefined(env), file, generated: [] };
+
+  const fresh: SecretsFile = { ADMIN_TOKEN: generateAdminToken().key, SECRETS_KEY: generateSecretsKey() };
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(tmp, `${JSON.stringify({ ...fresh, createdAt: new Date().toISOString() }, null, 2)}\n`, {
+    mode: 0o600,
+    flag: "wx",
+  });
+  await rename(tmp, file);
+  const generated = (["ADMIN_TOKEN", "SECRETS_KEY"] as const).filter((k) => !env[k]);
+  return { ...fresh, ...pickDefined(env), file, generated };
+}
+
+function pickDefined(env: ApiEnv): Partial<SecretsFile> {
+  return {
+    ...(env.ADMIN_TOKEN ? { ADMIN_TOKEN: env.ADMIN_TOKEN } : {}),
+    ...(env.SECRETS_KEY ? { SECRETS_KEY: env.SECRETS_KEY } : {}),
+  };
+}
+
+export interface Embedded {
+  api: NestFastifyApplication;
+  apiUrl: string;
+  config: ApiConfig;
+  close(): Promise<void>;
+}
+
+/** Starts everything; `print` receives the banner (and, on first start only, the secrets). */
+export async function startEmbedded(
+  processEnv: Record<string, string | undefined>,
+  print: (text: string) => void = (text) => process.stdout.write(text),
+): Promise<Embedded> {
+  const env = parseApiEnv(processEnv);
+  const secrets = await loadOrCreateSecrets(env);
+  const config: ApiConfig = { ...env, ADMIN_TOKEN: secrets.ADMIN_TOKEN, SECRETS_KEY: secrets.SECRETS_KEY };
+  const logger = createLogger(config.LOG_LEVEL);
+
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse())
+      await close().catch((err: unknown) => logger.error({ err }, "shutdown step failed"));
+  };
+  try {
+    const db = await createDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+    closers.push(() => db.close());
+    const bus: Bus = config.REDIS_URL
+      ? new RedisBus({ url: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX })
+      : new InProcessBus();
+    closers.push(() => bus.close());
+
+    const api = await createApiApp(config, { db, bus, logger });
+    closers.push(() => api.close());
+    await api.listen(config.API_PORT, config.API_HOST);
+    const apiUrl = localUrl(api.getHttpServer().address(), config.API_HOST);
+
+    // ─── GATEWAY: start it here, in this process, on the same `db` and `bus` ───────────────
+    // e.g. const gateway = await createGateway({ ...gateway config..., db, bus, logger });
+    //      closers.push(() => gateway.close());
+    //      gatewayUrl = …; add it to the banner below.
+    // ──────────────────────────────────────────────────────────────────────────────────────
+
+    print(
+      banner({
+        apiUrl,
+        gatewayUrl: config.PUBLIC_GATEWAY_URL,
+        database:
+          db.kind === "pglite"
+            ? `embedded PGlite in ${resolve(config.DATA_DIR, "pglite")}`
+            : "Postgres (DATABASE_URL)",
+        bus: config.REDIS_URL ? "Redis (REDIS_URL)" : "in-process",
+        secrets,
+      }),
+    );
+    return { api, apiUrl, config, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function localUrl(address: ReturnType<import("node:net").Server["address"]>, host: string): string {
+  const port = typeof address === "object" && address ? address.port : 0;
+  const shown = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+  return `http://${shown}:${port}`;
+}
+
+function banner(o: {
+  apiUrl: string;
+  gatewayUrl: string;
+  database: string;
+  bus: string;
+  secrets: EmbeddedSecrets;
+}): string {
+  const lines = [
+    "",
+    "Gatehouse is running (embedded mode)",
+    `  REST API   ${o.apiUrl}/v1   (OpenAPI: ${o.apiUrl}/docs)`,
+    `  Gateway    ${o.gatewayUrl}/t/{tenant}/mcp`,
+    `  Database   ${o.database}`,
+    `  Bus        ${o.bus}`,
+    `  Secrets    ${o.secrets.file}`,
+  ];
+  if (o.secrets.generated.length > 0) {
+    lines.push("", "First start: generated and saved (mode 0600) to the file above. Shown this once:");
+    for (const name of o.secrets.generated) lines.push(`  ${name}=${o.secrets[name]}`);
+    lines.push(
+      "  Use the admin token as `Authorization: Bearer <ADMIN_TOKEN>`. Back up SECRETS_KEY: without it sealed secrets are lost.",
+    );
+  }
+  return `${lines.join("\n")}\n\n`;
+}
+
+async function main(): Promise<void> {
+  const embedded = await startEmbedded(process.env);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    embedded.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(
+      `${err instanceof ConfigError ? err.message : ((err as Error)?.stack ?? String(err))}\n`,
+    );
+    process.exit(1);
+  });
+}

@@ -1,0 +1,300 @@
+import type { PrismaClient, Upstream } from "@gatehouse/db";
+import {
+  AppError,
+  type DiscoveredTool,
+  ErrorCode,
+  type FieldError,
+  type Page,
+  type PaginationQuery,
+  SECRET_MASK,
+  type UpstreamAuth,
+  type UpstreamCreate,
+  type UpstreamTransport,
+  type UpstreamUpdate,
+  type UpstreamView,
+  upstreamTransportErrors,
+} from "@gatehouse/shared";
+import type { Sealer } from "@gatehouse/shared/node";
+import { Inject, Injectable } from "@nestjs/common";
+import type { Caller } from "../common/caller.js";
+import { ConfigVersionService } from "../common/config-version.service.js";
+import { iso, pageArgs, toPage } from "../common/pagination.js";
+import { TenantAccessService } from "../common/tenant-access.service.js";
+import { PRISMA, SEALER } from "../common/tokens.js";
+
+/** An upstream with its secrets unsealed: only ever in memory, never in a response or a log. */
+interface PlainUpstream {
+  name: string;
+  description: string | null;
+  transport: UpstreamTransport;
+  url: string | null;
+  command: string | null;
+  args: string[];
+  env: Record<string, string>;
+  toolPrefix: string;
+  headers: Record<string, string>;
+  auth: UpstreamAuth;
+  enabled: boolean;
+  timeoutMs: number | null;
+}
+
+// The Prisma enum cannot hold a dash; the database and the API both say "streamable-http".
+const toDbTransport = (t: UpstreamTransport) => (t === "streamable-http" ? "streamable_http" : t);
+const fromDbTransport = (t: Upstream["transport"]): UpstreamTransport =>
+  t === "streamable_http" ? "streamable-http" : t;
+
+@Injectable()
+export class UpstreamsService {
+  constructor(
+    @Inject(PRISMA) private readonly prisma: PrismaClient,
+    @Inject(SEALER) private readonly sealer: Sealer,
+    @Inject(TenantAccessService) private readonly access: TenantAccessService,
+    @Inject(ConfigVersionService) private readonly versions: ConfigVersionService,
+  ) {}
+
+  async create(caller: Caller, ref: string, body: UpstreamCreate): Promise<UpstreamView> {
+    const tenant = await this.access.resolve(caller, ref, "write");
+    const plain: PlainUpstream = {
+      name: body.name,
+      description: body.description ?? null,
+      transport: body.transport,
+      url: body.url ?? null,
+      command: body.command ?? null,
+      args: body.args ?? [],
+      env: body.env ?? {},
+      toolPrefix: body.toolPrefix ?? `${body.name}_`,
+      headers: body.headers ?? {},
+      auth: body.auth ?? { mode: "none" },
+      enabled: body.enabled ?? true,
+      timeoutMs: body.timeoutMs ?? null,
+    };
+    rejectMaskedSecrets(plain);
+    const row = await this.versions.write(tenant.id, (tx) =>
+      tx.upstream.create({ data: { tenantId: tenant.id, ...this.toColumns(plain) } }),
+    );
+    return this.view(row);
+  }
+
+  async list(caller: Caller, ref: string, query: PaginationQuery): Promise<Page<UpstreamView>> {
+    const tenant = await this.access.resolve(caller, ref, "read");
+    const args = pageArgs(query);
+    const rows = await this.prisma.upstream.findMany({
+      ...args,
+      where: { ...args.where, tenantId: tenant.id },
+    });
+    return toPage(rows, query, (u) => this.view(u));
+  }
+
+  async get(caller: Caller, ref: string, name: string): Promise<UpstreamView> {
+    const tenant = await this.access.resolve(caller, ref, "read");
+    return this.view(await this.find(tenant.id, name));
+  }
+
+  /** The catalog the worker last discovered; `[]` until discovery has run. */
+  async tools(caller: Caller, ref: string, name: string): Promise<DiscoveredTool[]> {
+    const tenant = await this.access.resolve(caller, ref, "read");
+    const row = await this.find(tenant.id, name);
+    return Array.isArray(row.tools) ? (row.tools as DiscoveredTool[]) : [];
+  }
+
+  async update(caller: Caller, ref: string, name: string, patch: UpstreamUpdate): Promise<UpstreamView> {
+    const tenant = await this.access.resolve(caller, ref, "write");
+    const existing = await this.find(tenant.id, name);
+    const merged = this.merge(this.unseal(existing), patch);
+    const row = await this.versions.write(tenant.id, async (tx) => {
+      const { count } = await tx.upstream.updateMany({
+        where: { id: existing.id, tenantId: tenant.id },
+        data: this.toColumns(merged),
+      });
+      if (count === 0) throw notFound(name);
+      return tx.upstream.findUniqueOrThrow({ where: { id: existing.id } });
+    });
+    return this.view(row);
+  }
+
+  async remove(caller: Caller, ref: string, name: string): Promise<void> {
+    const tenant = await this.access.resolve(caller, ref, "write");
+    await this.versions.write(tenant.id, async (tx) => {
+      const { count } = await tx.upstream.deleteMany({ where: { tenantId: tenant.id, name } });
+      if (count === 0) throw notFound(name);
+    });
+  }
+
+  private async find(tenantId: string, name: string): Promise<Upstream> {
+    const row = await this.prisma.upstream.findUnique({ where: { tenantId_name: { tenantId, name } } });
+    if (!row) throw notFound(name);
+    return row;
+  }
+
+  /** Applies a PATCH: masked secrets keep their stored value, a transport switch clears the other transport's fields. */
+  private merge(current: PlainUpstream, patch: UpstreamUpdate): PlainUpstream {
+    const errors: FieldError[] = [];
+    const next: PlainUpstream = { ...current };
+    for (const [key, value] of Object.entries(patch)) {
+      if (value !== undefined) (next as unknown as Record<string, unknown>)[key] = value;
+    }
+    if (patch.transport && patch.transport !== current.transport) {
+      if (patch.transport === "stdio") {
+        if (patch.url === undefined) next.url = null;
+      } else {
+        if (patch.command === undefined) next.command = null;
+        if (patch.args === undefined) next.args = [];
+        if (patch.env === undefined) next.env = {};
+      }
+    }
+    // A renamed upstream keeps a default prefix in step with its name.
+    if (patch.name && patch.toolPrefix === undefined && current.toolPrefix === `${current.name}_`) {
+      next.toolPrefix = `${patch.name}_`;
+    }
+    if (patch.headers) next.headers = keepMasked(patch.headers, current.headers, "headers", errors);
+    if (patch.env) next.env = keepMasked(patch.env, current.env, "env", errors);
+    if (patch.auth) next.auth = keepMaskedAuth(patch.auth, current.auth, errors);
+    errors.push(...upstreamTransportErrors(next));
+    if (errors.length > 0) {
+      throw new AppError(
+        ErrorCode.VALIDATION_FAILED,
+        `Invalid request body: check ${errors.map((e) => e.path).join(", ")}`,
+        errors,
+      );
+    }
+    return next;
+  }
+
+  private toColumns(u: PlainUpstream) {
+    const { mode } = u.auth;
+    const authSecret =
+      u.auth.mode === "bearer" ? u.auth.token : u.auth.mode === "header" ? u.auth.value : null;
+    return {
+      name: u.name,
+      description: u.description,
+      transport: toDbTransport(u.transport),
+      url: u.url,
+      command: u.command,
+      args: u.args,
+      envSealed: Object.keys(u.env).length > 0 ? this.sealer.sealJson(u.env) : null,
+      toolPrefix: u.toolPrefix,
+      headersSealed: Object.keys(u.headers).length > 0 ? this.sealer.sealJson(u.headers) : null,
+      authMode: mode,
+      authConfig: u.auth.mode === "header" ? { headerName: u.auth.headerName } : {},
+      authSecretSealed: authSecret ? this.sealer.seal(authSecret) : null,
+      enabled: u.enabled,
+      timeoutMs: u.timeoutMs,
+    } as const;
+  }
+
+  private unseal(row: Upstream): PlainUpstream {
+    const secret = row.authSecretSealed ? this.sealer.unseal(row.authSecretSealed) : "";
+    const config = (row.authConfig ?? {}) as { headerName?: string };
+    let auth: UpstreamAuth;
+    if (row.authMode === "bearer") auth = { mode: "bearer", token: secret };
+    else if (row.authMode === "header")
+      auth = { mode: "header", headerName: config.headerName ?? "", value: secret };
+    else auth = { mode: "none" };
+    return {
+      name: row.name,
+      description: row.description,
+      transport: fromDbTransport(row.transport),
+      url: row.url,
+      command: row.command,
+      args: row.args,
+      env: row.envSealed ? this.sealer.unsealJson<Record<string, string>>(row.envSealed) : {},
+      toolPrefix: row.toolPrefix,
+      headers: row.headersSealed ? this.sealer.unsealJson<Record<string, string>>(row.headersSealed) : {},
+      auth,
+      enabled: row.enabled,
+      timeoutMs: row.timeoutMs,
+    };
+  }
+
+  /** What the API shows: secret values masked, names kept so an operator can tell what is set. */
+  view(row: Upstream): UpstreamView {
+    const plain = this.unseal(row);
+    const mask = (record: Record<string, string>) =>
+      Object.fromEntries(Object.keys(record).map((k) => [k, SECRET_MASK]));
+    const auth: UpstreamView["auth"] =
+      plain.auth.mode === "bearer"
+        ? { mode: "bearer", token: SECRET_MASK }
+        : plain.auth.mode === "header"
+          ? { mode: "header", headerName: plain.auth.headerName, value: SECRET_MASK }
+          : { mode: row.authMode };
+    return {
+      id: row.id,
+      name: row.name,
+      description: row.description,
+      transport: plain.transport,
+      url: row.url,
+      command: row.command,
+      args: row.args,
+      env: mask(plain.env),
+      toolPrefix: row.toolPrefix,
+      headers: mask(plain.headers),
+      auth,
+      enabled: row.enabled,
+      timeoutMs: row.timeoutMs,
+      toolsDiscoveredAt: iso(row.toolsDiscoveredAt),
+      health: row.health,
+      healthCheckedAt: iso(row.healthCheckedAt),
+      createdAt: iso(row.createdAt),
+      updatedAt: iso(row.updatedAt),
+    };
+  }
+}
+
+function notFound(name: string): AppError {
+  return new AppError(ErrorCode.NOT_FOUND, `Upstream '${name}' not found`);
+}
+
+/** The mask is what responses show; storing it as a real secret would be a mistake. */
+function rejectMaskedSecrets(u: PlainUpstream): void {
+  const errors: FieldError[] = [];
+  const message = `'${SECRET_MASK}' is how responses hide secrets; send the real value`;
+  for (const [k, v] of Object.entries(u.headers))
+    if (v === SECRET_MASK) errors.push({ path: `headers.${k}`, message });
+  for (const [k, v] of Object.entries(u.env))
+    if (v === SECRET_MASK) errors.push({ path: `env.${k}`, message });
+  if (u.auth.mode === "bearer" && u.auth.token === SECRET_MASK) errors.push({ path: "auth.token", message });
+  if (u.auth.mode === "header" && u.auth.value === SECRET_MASK) errors.push({ path: "auth.value", message });
+  if (errors.length > 0) {
+    throw new AppError(
+      ErrorCode.VALIDATION_FAILED,
+      `Invalid request body: check ${errors.map((e) => e.path).join(", ")}`,
+      errors,
+    );
+  }
+}
+
+function keepMasked(
+  sent: Record<string, string>,
+  stored: Record<string, string>,
+  field: string,
+  errors: FieldError[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(sent)) {
+    if (v !== SECRET_MASK) out[k] = v;
+    else if (stored[k] !== undefined) out[k] = stored[k];
+    else
+      errors.push({
+        path: `${field}.${k}`,
+        message: `No stored value to keep; send the real value instead of '${SECRET_MASK}'`,
+      });
+  }
+  return out;
+}
+
+function keepMaskedAuth(sent: UpstreamAuth, stored: UpstreamAuth, errors: FieldError[]): UpstreamAuth {
+  const missing = (path: string) =>
+    errors.push({
+      path,
+      message: `No stored secret to keep; send the real value instead of '${SECRET_MASK}'`,
+    });
+  if (sent.mode === "bearer" && sent.token === SECRET_MASK) {
+    if (stored.mode === "bearer") return { mode: "bearer", token: stored.token };
+    missing("auth.token");
+  }
+  if (sent.mode === "header" && sent.value === SECRET_MASK) {
+    if (stored.mode === "header") return { ...sent, value: stored.value };
+    missing("auth.value");
+  }
+  return sent;
+}

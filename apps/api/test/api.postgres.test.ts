@@ -1,0 +1,4 @@
+import { apiSuite } from "./api.suite.js";
+import { startDistributed } from "./harness.js";
+
+apiSuite("postgres + redis", startDistributed);

@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { type TenantSettings, TenantSettingsSchema } from "../tenant-settings.js";
+import { DisplayNameSchema } from "./common.schema.js";
+
+export const TENANT_SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+
+export const TenantSlugSchema = z
+  .string()
+  .regex(TENANT_SLUG_PATTERN, "Must be 2-63 lowercase letters, digits or dashes, not starting with a dash");
+
+/**
+ * Tenant settings as a PATCH sees them: every field optional and no defaults filled in, so only
+ * the fields sent are changed.
+ */
+export const TenantSettingsPatchSchema = z.strictObject(
+  Object.fromEntries(
+    Object.entries(TenantSettingsSchema.shape).map(([key, field]) => [
+      key,
+      (field instanceof z.ZodDefault ? field.unwrap() : field).optional(),
+    ]),
+  ),
+) as unknown as z.ZodType<Partial<TenantSettings>>;
+
+/** `POST /v1/tenants`. */
+export const TenantCreateSchema = z.strictObject({
+  slug: TenantSlugSchema,
+  name: DisplayNameSchema,
+  settings: TenantSettingsPatchSchema.optional(),
+});
+export type TenantCreate = z.infer<typeof TenantCreateSchema>;
+
+/** `PATCH /v1/tenants/{tenant}`: `settings` is merged into the stored settings. */
+export const TenantUpdateSchema = z.strictObject({
+  slug: TenantSlugSchema.optional(),
+  name: DisplayNameSchema.optional(),
+  settings: TenantSettingsPatchSchema.optional(),
+});
+export type TenantUpdate = z.infer<typeof TenantUpdateSchema>;
+
+export const TenantViewSchema = z.object({
+  id: z.string(),
+  slug: z.string(),
+  name: z.string(),
+  /** Where agents connect: `${PUBLIC_GATEWAY_URL}/t/{slug}/mcp`. */
+  gatewayUrl: z.string(),
+  settings: TenantSettingsSchema,
+  configVersion: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type TenantView = z.infer<typeof TenantViewSchema>;
