@@ -1,0 +1,753 @@
+#!/usr/bin/env node
+// Gatehouse benchmark (issue 4, item 7). One command, one run, everything on 127.0.0.1:
+//
+//   node test/bench/run.mjs [--duration 10] [--rates 200,1000] [--concurrency 32] [--sessions 8]
+//                           [--only a,b,c,c-stdio,d] [--skip-sections memory,propagation,startup]
+//                           [--idle-sessions 10000] [--tenants 10000] [--no-write]
+//
+// Columns, all calling the same `echo` tool of test/bench/fixture-upstream.mjs:
+//   (a)       the fixture over streamable HTTP, called directly
+//   (b)       the same through bare-proxy.mjs (node:http + keep-alive agent): the floor for any proxy
+//   (c)       the same through a gateway node: API key auth + policy + rate limit + audit
+//   (c-stdio) the gateway in front of the fixture over stdio (GATEWAY_ALLOW_STDIO=true)
+//   (d)       `mcp-proxy` (npm) in front of the fixture over stdio
+// (c) needs `npm run build` (apps/api/dist, apps/gateway/dist), Postgres and Redis; when the gateway
+// cannot start, the gateway columns and sections are skipped with the reason.
+//
+// Sections: 1 tool-call throughput and latency; 2 gateway memory per idle session; 3 API write →
+// applied on every node (two nodes); 4 node start time with N tenants in the database.
+// Writes test/bench/RESULTS.md (unless --no-write). Not a test: nothing is asserted.
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fixedRate, McpTarget, openSession, openSessions, saturate } from "./loadgen.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const argv = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+};
+const cfg = {
+  durationMs: Number(opt("duration", "10")) * 1000,
+  warmupMs: Number(opt("warmup", "2")) * 1000,
+  rates: opt("rates", "200,1000").split(",").map(Number),
+  concurrency: Number(opt("concurrency", "32")),
+  sessions: Number(opt("sessions", "8")),
+  only: new Set(opt("only", "a,b,c,c-stdio,d").split(",")),
+  skipSections: new Set(opt("skip-sections", "").split(",").filter(Boolean)),
+  idleSessions: Number(opt("idle-sessions", "10000")),
+  tenants: Number(opt("tenants", "10000")),
+  write: !argv.includes("--no-write"),
+};
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const FIXTURE = resolve(here, "fixture-upstream.mjs");
+
+// ---------------------------------------------------------------- processes
+
+const children = new Set();
+
+/** Spawn a child; `ready` resolves with the port from a `listening <port>` line when `waitListening`. */
+function start(name, cmd, args, { env = {}, waitListening = false } = {}) {
+  const child = spawn(cmd, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let log = "";
+  const keep = (c) => {
+    log = (log + c).slice(-20_000);
+  };
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", keep);
+  const ready = new Promise((resolveReady, reject) => {
+    child.stdout.on("data", (c) => {
+      keep(c);
+      const m = /listening (\d+)/.exec(log);
+      if (waitListening && m) resolveReady(Number(m[1]));
+    });
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      reject(new Error(`${name} exited (code ${code}, signal ${signal}):\n${log.slice(-3000)}`));
+    });
+    if (!waitListening) resolveReady(0);
+  });
+  ready.catch(() => {});
+  return { name, child, ready, log: () => log };
+}
+
+async function stop(proc) {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  const exited = new Promise((r) => proc.child.once("exit", r));
+  proc.child.kill("SIGTERM");
+  const timer = setTimeout(() => proc.child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function killAll() {
+  for (const c of children) c.kill("SIGKILL");
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, timeoutMs = 30_000, proc = null) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    if (proc && proc.child.exitCode !== null) break;
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `timed out waiting for ${what}${last ? `: ${last.message}` : ""}${proc ? `\n${proc.log().slice(-3000)}` : ""}`,
+  );
+}
+
+/** CPU seconds (user+sys) of a process and its descendants, from /proc. */
+function cpuSeconds(pid) {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  const visit = (p) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) / tick;
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        const kids = readFileSync(`/proc/${p}/task/${t}/children`, "utf8").trim();
+        for (const k of kids ? kids.split(" ") : []) visit(k);
+      }
+    } catch {
+      // the process is gone
+    }
+  };
+  visit(pid);
+  return total;
+}
+
+function rssBytes(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
+
+// ---------------------------------------------------------------- the gateway stack (column c)
+
+/** API + `nodes` gateway nodes on a fresh database; null (with `reason`) when it cannot start. */
+async function startGatewayStack({ nodes = 1, allowStdio = true } = {}) {
+  for (const entry of ["apps/api/dist/main.js", "apps/gateway/dist/main.js"]) {
+    if (!existsSync(resolve(root, entry)))
+      return { reason: `${entry} is missing (run \`npm run build\` first)` };
+  }
+  let db;
+  const procs = [];
+  try {
+    const testing = await import("@gatehouse/db/testing");
+    db = await testing.createTestDatabase();
+    const adminToken = `adm_${randomBytes(24).toString("hex")}`;
+    const secretsKey = randomBytes(32).toString("hex");
+    const prefix = `gatehouse:bench:${randomBytes(4).toString("hex")}:`;
+    const gwPorts = [];
+    for (let i = 0; i < nodes; i++) gwPorts.push(await freePort());
+    const apiPort = await freePort();
+    const publicUrl = `http://127.0.0.1:${gwPorts[0]}`;
+    const common = {
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      SECRETS_KEY: secretsKey,
+      PUBLIC_GATEWAY_URL: publicUrl,
+      LOG_LEVEL: "warn",
+      NODE_ENV: "production",
+    };
+    const api = start("api", process.execPath, [resolve(root, "apps/api/dist/main.js")], {
+      env: { ...common, API_PORT: String(apiPort), API_HOST: "127.0.0.1", ADMIN_TOKEN: adminToken },
+    });
+    procs.push(api);
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    await waitFor("the API /readyz", async () => (await fetch(`${apiUrl}/readyz`)).ok, 60_000, api);
+    const gateways = [];
+    for (let i = 0; i < nodes; i++) {
+      const gw = await startGatewayNode({ ...common }, gwPorts[i], `bench-${i}`, allowStdio);
+      procs.push(gw.proc);
+      gateways.push(gw);
+    }
+    const admin = async (method, path, body) => {
+      const res = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${adminToken}`,
+          ...(body ? { "content-type": "application/json" } : {}),
+        },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${text.slice(0, 500)}`);
+      return text ? JSON.parse(text) : undefined;
+    };
+    const stack = {
+      db,
+      api,
+      apiUrl,
+      gateways,
+      admin,
+      common,
+      async stop() {
+        for (const p of procs.reverse()) await stop(p);
+        for (const g of gateways) await stop(g.proc);
+        await db.drop().catch(() => {});
+      },
+    };
+    return { stack };
+  } catch (err) {
+    for (const p of procs.reverse()) await stop(p);
+    await db?.drop().catch(() => {});
+    return { reason: err.message.split("\n").slice(0, 12).join("\n") };
+  }
+}
+
+async function startGatewayNode(env, port, nodeId, allowStdio = true) {
+  const proc = start(`gateway ${nodeId}`, process.execPath, [resolve(root, "apps/gateway/dist/main.js")], {
+    env: {
+      ...env,
+      GATEWAY_PORT: String(port),
+      GATEWAY_HOST: "127.0.0.1",
+      GATEWAY_NODE_ID: nodeId,
+      ...(allowStdio ? { GATEWAY_ALLOW_STDIO: "true" } : {}),
+    },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  await waitFor(`gateway ${nodeId} /readyz`, async () => (await fetch(`${url}/readyz`)).ok, 60_000, proc);
+  return { proc, url, port, readyMs: performance.now() - t0 };
+}
+
+/** A tenant with one upstream, an API key (with a rate limit) and an allow-echo policy. */
+async function provisionTenant(stack, { slug, upstream }) {
+  await stack.admin("POST", "/v1/tenants", { slug, name: `Bench ${slug}` });
+  await stack.admin("POST", `/v1/tenants/${slug}/upstreams`, upstream);
+  const key = await stack.admin("POST", `/v1/tenants/${slug}/api-keys`, {
+    name: "bench",
+    agent: "bench",
+    rateLimit: { perMinute: 1_000_000 },
+  });
+  await stack.admin("PUT", `/v1/tenants/${slug}/policy`, {
+    defaultEffect: "deny",
+    rules: [
+      {
+        id: "bench-echo",
+        effect: "allow",
+        principals: ["agent:bench"],
+        upstreams: [upstream.name],
+        tools: ["echo"],
+      },
+    ],
+  });
+  return key.key;
+}
+
+// ---------------------------------------------------------------- section 1: throughput and latency
+
+async function measureTarget(label, target, chainPids) {
+  const sessions = await openSessions(target, cfg.sessions);
+  const rows = [];
+  for (const rate of cfg.rates) {
+    const r = await fixedRate(target, sessions, { rate, durationMs: cfg.durationMs, warmupMs: cfg.warmupMs });
+    rows.push({ mode: `${rate}/s`, ...r });
+    process.stdout.write(`  ${label} @${rate}/s: ${fmtRow(r)}\n`);
+  }
+  const cpu0 = chainPids.reduce((s, p) => s + cpuSeconds(p), 0);
+  const sat = await saturate(target, sessions, {
+    concurrency: cfg.concurrency,
+    durationMs: cfg.durationMs,
+    warmupMs: cfg.warmupMs,
+  });
+  const cpu1 = chainPids.reduce((s, p) => s + cpuSeconds(p), 0);
+  // CPU of the serving chain per call during saturation (warm-up included in both counts).
+  const calls = sat.ok + sat.errors;
+  sat.cpuUsPerCall = calls
+    ? ((cpu1 - cpu0) * 1e6) / (calls * (1 + cfg.warmupMs / cfg.durationMs))
+    : Number.NaN;
+  rows.push({ mode: `saturation (${cfg.concurrency} in flight)`, ...sat });
+  process.stdout.write(`  ${label} saturation: ${fmtRow(sat)}\n`);
+  return rows;
+}
+
+const ms = (v) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(2) : v.toFixed(1)) : "—");
+function fmtRow(r) {
+  return `${r.throughput.toFixed(0)} calls/s, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, errors ${r.errors}${
+    r.skipped ? `, not sent ${r.skipped}` : ""
+  }${r.firstError ? ` (${r.firstError.slice(0, 120)})` : ""}`;
+}
+
+async function sectionThroughput(report) {
+  const results = {};
+  const skipped = {};
+  const fixture = start("fixture (http)", process.execPath, [FIXTURE, "--port", "0"], {
+    waitListening: true,
+  });
+  const fixturePort = await fixture.ready;
+  const fixtureUrl = `http://127.0.0.1:${fixturePort}/mcp`;
+
+  const run = async (key, label, target, pids) => {
+    process.stdout.write(`(${key}) ${label}\n`);
+    try {
+      results[key] = await measureTarget(key, target, pids);
+    } catch (err) {
+      skipped[key] = err.message;
+      process.stdout.write(`  skipped: ${err.message}\n`);
+    } finally {
+      target.close();
+    }
+    await sleep(1000);
+  };
+
+  if (cfg.only.has("a")) {
+    await run("a", "fixture, direct", new McpTarget({ url: fixtureUrl }), [fixture.child.pid]);
+  }
+  if (cfg.only.has("b")) {
+    const proxy = start(
+      "bare proxy",
+      process.execPath,
+      [resolve(here, "bare-proxy.mjs"), "--target", `http://127.0.0.1:${fixturePort}`],
+      {
+        waitListening: true,
+      },
+    );
+    const port = await proxy.ready;
+    await run("b", "bare node:http proxy → fixture", new McpTarget({ url: `http://127.0.0.1:${port}/mcp` }), [
+      proxy.child.pid,
+      fixture.child.pid,
+    ]);
+    await stop(proxy);
+  }
+  if (cfg.only.has("c") || cfg.only.has("c-stdio")) {
+    const { stack, reason } = await startGatewayStack({ nodes: 1 });
+    if (!stack) {
+      for (const k of ["c", "c-stdio"]) if (cfg.only.has(k)) skipped[k] = `gateway did not start: ${reason}`;
+      process.stdout.write(`(c) skipped: the gateway did not start:\n${reason}\n`);
+    } else {
+      const gw = stack.gateways[0];
+      try {
+        if (cfg.only.has("c")) {
+          const key = await provisionTenant(stack, {
+            slug: "bench-http",
+            upstream: { name: "bench", transport: "streamable-http", url: fixtureUrl },
+          });
+          await run(
+            "c",
+            "gateway (key auth + policy + rate limit + audit) → fixture over HTTP",
+            new McpTarget({
+              url: `${gw.url}/t/bench-http/mcp`,
+              headers: { authorization: `Bearer ${key}` },
+              tool: "bench_echo",
+            }),
+            [gw.proc.child.pid, fixture.child.pid],
+          );
+        }
+        if (cfg.only.has("c-stdio")) {
+          const key = await provisionTenant(stack, {
+            slug: "bench-stdio",
+            upstream: {
+              name: "bench",
+              transport: "stdio",
+              command: process.execPath,
+              args: [FIXTURE, "--stdio"],
+            },
+          });
+          await run(
+            "c-stdio",
+            "gateway → fixture over stdio",
+            new McpTarget({
+              url: `${gw.url}/t/bench-stdio/mcp`,
+              headers: { authorization: `Bearer ${key}` },
+              tool: "bench_echo",
+            }),
+            [gw.proc.child.pid],
+          );
+        }
+        report.gatewayRss = rssBytes(gw.proc.child.pid);
+      } catch (err) {
+        skipped.c ??= err.message;
+        process.stdout.write(`(c) failed: ${err.message}\n`);
+      } finally {
+        await stack.stop();
+      }
+    }
+  }
+  if (cfg.only.has("d")) {
+    const port = await freePort();
+    const mp = start("mcp-proxy", resolve(root, "node_modules/.bin/mcp-proxy"), [
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--server",
+      "stream",
+      "--",
+      process.execPath,
+      FIXTURE,
+      "--stdio",
+    ]);
+    const target = new McpTarget({ url: `http://127.0.0.1:${port}/mcp` });
+    try {
+      await waitFor("mcp-proxy", async () => Boolean(await openSession(target)), 30_000, mp);
+      await run("d", "mcp-proxy (npm) → fixture over stdio", target, [mp.child.pid]);
+    } catch (err) {
+      skipped.d = err.message;
+      process.stdout.write(`(d) skipped: ${err.message}\n`);
+    }
+    await stop(mp);
+  }
+  await stop(fixture);
+  report.throughput = { results, skipped };
+}
+
+// ---------------------------------------------------------------- section 2: memory per idle session
+
+async function sectionIdleMemory(report) {
+  const n = cfg.idleSessions;
+  const { stack, reason } = await startGatewayStack({ nodes: 1, allowStdio: false });
+  if (!stack) {
+    report.memory = { skipped: `gateway did not start: ${reason}` };
+    return;
+  }
+  const fixture = start("fixture (http)", process.execPath, [FIXTURE, "--port", "0"], {
+    waitListening: true,
+  });
+  try {
+    const port = await fixture.ready;
+    const gw = stack.gateways[0];
+    const key = await provisionTenant(stack, {
+      slug: "bench-idle",
+      upstream: { name: "bench", transport: "streamable-http", url: `http://127.0.0.1:${port}/mcp` },
+    });
+    const target = new McpTarget({
+      url: `${gw.url}/t/bench-idle/mcp`,
+      headers: { authorization: `Bearer ${key}` },
+      maxSockets: 16,
+    });
+    // Warm the node (tenant snapshot, code paths), then measure RSS before and after opening n sessions.
+    await openSessions(target, 50);
+    await sleep(1000);
+    const before = rssBytes(gw.proc.child.pid);
+    const t0 = performance.now();
+    let opened = 0;
+    const workers = Array.from({ length: 16 }, async () => {
+      while (opened < n) {
+        opened++;
+        await openSession(target);
+      }
+    });
+    await Promise.all(workers);
+    const openMs = performance.now() - t0;
+    await sleep(2000);
+    const after = rssBytes(gw.proc.child.pid);
+    target.close();
+    report.memory = { sessions: n, before, after, perSessionBytes: (after - before) / n, openMs };
+    process.stdout.write(
+      `memory: ${n} idle sessions, RSS ${mb(before)} → ${mb(after)} MB, ${kb((after - before) / n)} KB/session\n`,
+    );
+  } catch (err) {
+    report.memory = { skipped: err.message };
+  } finally {
+    await stop(fixture);
+    await stack.stop();
+  }
+}
+
+// ---------------------------------------------------------------- section 3: propagation
+
+async function sectionPropagation(report) {
+  // API write → in force on every node. A policy flip (allow echo ↔ deny echo) is written through
+  // the API; both nodes are polled with tools/call until both answer the new way.
+  const writes = 100;
+  const { stack, reason } = await startGatewayStack({ nodes: 2, allowStdio: false });
+  if (!stack) {
+    report.propagation = { skipped: `gateway did not start: ${reason}` };
+    return;
+  }
+  const fixture = start("fixture (http)", process.execPath, [FIXTURE, "--port", "0"], {
+    waitListening: true,
+  });
+  try {
+    const port = await fixture.ready;
+    const key = await provisionTenant(stack, {
+      slug: "bench-prop",
+      upstream: { name: "bench", transport: "streamable-http", url: `http://127.0.0.1:${port}/mcp` },
+    });
+    const nodes = await Promise.all(
+      stack.gateways.map(async (gw) => {
+        const target = new McpTarget({
+          url: `${gw.url}/t/bench-prop/mcp`,
+          headers: { authorization: `Bearer ${key}` },
+          tool: "bench_echo",
+        });
+        return { target, session: await openSession(target) };
+      }),
+    );
+    const { callTool } = await import("./loadgen.mjs");
+    const latencies = [];
+    let allow = true;
+    for (let i = 0; i < writes; i++) {
+      allow = !allow;
+      const t0 = performance.now();
+      await stack.admin("PUT", "/v1/tenants/bench-prop/policy", {
+        defaultEffect: "deny",
+        rules: [
+          {
+            id: "flip",
+            effect: allow ? "allow" : "deny",
+            principals: ["agent:bench"],
+            upstreams: ["bench"],
+            tools: ["echo"],
+          },
+        ],
+      });
+      await Promise.all(
+        nodes.map(({ target, session }) =>
+          waitFor(
+            "the policy change",
+            async () => {
+              const allowed = (await callTool(target, session)) === true;
+              return allowed === allow;
+            },
+            5000,
+          ),
+        ),
+      );
+      latencies.push(performance.now() - t0);
+    }
+    for (const n of nodes) n.target.close();
+    const sorted = latencies.sort((a, b) => a - b);
+    report.propagation = {
+      writes,
+      p50: sorted[Math.floor(writes * 0.5)],
+      p99: sorted[Math.min(writes - 1, Math.floor(writes * 0.99))],
+      max: sorted[writes - 1],
+    };
+    process.stdout.write(
+      `propagation: p50 ${ms(report.propagation.p50)} ms, p99 ${ms(report.propagation.p99)} ms\n`,
+    );
+  } catch (err) {
+    report.propagation = { skipped: err.message };
+  } finally {
+    await stop(fixture);
+    await stack.stop();
+  }
+}
+
+// ---------------------------------------------------------------- section 4: start time with N tenants
+
+async function sectionStartup(report) {
+  const n = cfg.tenants;
+  const { stack, reason } = await startGatewayStack({ nodes: 1, allowStdio: false });
+  if (!stack) {
+    report.startup = { skipped: `gateway did not start: ${reason}` };
+    return;
+  }
+  try {
+    // Tenants go straight into the database (the API would take minutes for 10,000): one SQL insert.
+    const pg = (await import("pg")).default;
+    const client = new pg.Client({ connectionString: stack.db.url });
+    await client.connect();
+    await client.query(
+      `INSERT INTO "Tenant" (id, slug, name, "updatedAt")
+       SELECT gen_random_uuid(), 'bulk-' || g, 'Bulk ' || g, now() FROM generate_series(1, $1) AS g`,
+      [n],
+    );
+    await client.end();
+    const port = await freePort();
+    const t0 = performance.now();
+    const gw = await startGatewayNode(stack.common, port, "bench-startup", false);
+    report.startup = { tenants: n, readyMs: performance.now() - t0 };
+    await stop(gw.proc);
+    process.stdout.write(`startup: ${n} tenants, /readyz after ${ms(report.startup.readyMs)} ms\n`);
+  } catch (err) {
+    report.startup = { skipped: err.message };
+  } finally {
+    await stack.stop();
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const mb = (b) => (b / 1024 / 1024).toFixed(1);
+const kb = (b) => (b / 1024).toFixed(1);
+
+const COLUMNS = [
+  ["a", "(a) direct"],
+  ["b", "(b) bare proxy"],
+  ["c", "(c) gateway"],
+  ["c-stdio", "(c) gateway→stdio"],
+  ["d", "(d) mcp-proxy→stdio"],
+];
+
+function throughputTable(t) {
+  const cols = COLUMNS.filter(([k]) => cfg.only.has(k));
+  const modes = [...cfg.rates.map((r) => `${r}/s`), `saturation (${cfg.concurrency} in flight)`];
+  const lines = [
+    `| load | figure | ${cols.map(([, l]) => l).join(" | ")} |`,
+    `|---|---|${cols.map(() => "---:").join("|")}|`,
+  ];
+  for (const mode of modes) {
+    const get = (k) => t.results[k]?.find((r) => r.mode === mode);
+    const figures = [
+      ["calls/s", (r) => r.throughput.toFixed(0)],
+      ["p50 ms", (r) => ms(r.p50)],
+      ["p99 ms", (r) => ms(r.p99)],
+      ["errors", (r) => String(r.errors + (r.skipped ?? 0))],
+    ];
+    if (mode.startsWith("saturation")) figures.push(["CPU µs/call", (r) => r.cpuUsPerCall.toFixed(0)]);
+    for (const [name, f] of figures) {
+      lines.push(
+        `| ${mode} | ${name} | ${cols.map(([k]) => (get(k) ? f(get(k)) : "skipped")).join(" | ")} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+function deltas(t) {
+  const at = (k, mode) => t.results[k]?.find((r) => r.mode === mode);
+  const out = [];
+  const top = `${Math.max(...cfg.rates)}/s`;
+  const a = at("a", top);
+  const c = at("c", top);
+  if (a && c)
+    out.push(
+      `- added latency of the gateway vs direct at ${top}: p50 +${ms(c.p50 - a.p50)} ms, p99 +${ms(c.p99 - a.p99)} ms (targets ≤ 0.5 / ≤ 2 ms)`,
+    );
+  const sat = `saturation (${cfg.concurrency} in flight)`;
+  const b = at("b", sat);
+  const cs = at("c", sat);
+  if (b && cs)
+    out.push(
+      `- gateway saturation throughput = ${((100 * cs.throughput) / b.throughput).toFixed(0)}% of the bare proxy (target ≥ 80%)`,
+    );
+  const b2 = at("b", top);
+  if (a && b2)
+    out.push(
+      `- bare proxy vs direct at ${top}: p50 +${ms(b2.p50 - a.p50)} ms, p99 +${ms(b2.p99 - a.p99)} ms`,
+    );
+  return out.join("\n");
+}
+
+function markdown(report) {
+  const t = report.throughput;
+  const s = [];
+  s.push("# Benchmark results", "");
+  s.push(
+    `Run ${report.startedAt} → ${report.finishedAt}, one run of \`node test/bench/run.mjs ${argv.join(" ")}\`.`,
+    "",
+  );
+  s.push(
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${mb(os.totalmem())} MB, Node ${process.version}, ${os.platform()} ${os.release()}.`,
+    `Load average (1 min) at start ${report.loadStart.toFixed(2)}, at end ${report.loadEnd.toFixed(2)}: everything (load generator, proxies, upstream, gateway, Postgres, Redis) shares these cores, so figures are comparable within one run, not across machines.`,
+    "",
+  );
+  s.push("## 1. tools/call throughput and latency", "");
+  s.push(
+    `Each column calls the \`echo\` tool of \`test/bench/fixture-upstream.mjs\` over ${cfg.sessions} MCP sessions (initialize + notifications/initialized once each, then \`Mcp-Session-Id\` and \`MCP-Protocol-Version\` on every call; every answer checked). Fixed rates are open loop: calls are scheduled at the rate whatever the target does and latency runs from the scheduled time. ${cfg.durationMs / 1000} s measured after ${cfg.warmupMs / 1000} s warm-up per figure. "CPU µs/call" is the CPU time of the serving processes (proxy/gateway + upstream, children included) per call at saturation.`,
+    "",
+  );
+  if (t) {
+    s.push(throughputTable(t), "");
+    const d = deltas(t);
+    if (d) s.push(d, "");
+    for (const [k, why] of Object.entries(t.skipped)) s.push(`- (${k}) skipped: ${why.split("\n")[0]}`);
+    if (Object.keys(t.skipped).length) s.push("");
+  } else s.push("Not run.", "");
+  const section = (title, r, fmt) => {
+    s.push(`## ${title}`, "");
+    if (!r) s.push("Not run (--skip-sections).", "");
+    else if (r.skipped) s.push(`Skipped: ${r.skipped.split("\n")[0]}`, "");
+    else s.push(fmt(r), "");
+  };
+  section(
+    "2. Gateway memory per idle session",
+    report.memory,
+    (r) =>
+      `${r.sessions} sessions opened (initialize + initialized) and left idle: gateway RSS ${mb(r.before)} → ${mb(r.after)} MB = **${kb(r.perSessionBytes)} KB per idle session** (target ≤ 10 KB). Opening them took ${(r.openMs / 1000).toFixed(1)} s.`,
+  );
+  section(
+    "3. API write → applied on every node",
+    report.propagation,
+    (r) =>
+      `${r.writes} policy writes through the API (allow ↔ deny of one tool), each timed until both of two gateway nodes answer the new way: p50 **${ms(r.p50)} ms**, p99 **${ms(r.p99)} ms**, max ${ms(r.max)} ms (target p99 ≤ 100 ms). Includes the API's own write time and polling granularity (~1 tools/call round trip).`,
+  );
+  section(
+    `4. Node start time with ${cfg.tenants} tenants`,
+    report.startup,
+    (r) =>
+      `${r.tenants} tenants in the database: a gateway node answers \`/readyz\` **${ms(r.readyMs)} ms** after spawn (target ≤ 2 s), including Node start-up.`,
+  );
+  s.push("## Reproduce", "");
+  s.push(
+    "```sh",
+    "npm ci && npm run build          # the gateway columns and sections need apps/*/dist",
+    "# Postgres on 127.0.0.1:5432 (user postgres, trust) and Redis on 127.0.0.1:6379",
+    `node test/bench/run.mjs ${argv.join(" ")}`.trim(),
+    "# one column or one target by hand:",
+    "node test/bench/fixture-upstream.mjs --port 0            # prints: listening <port>",
+    "node test/bench/bare-proxy.mjs --target http://127.0.0.1:<port>",
+    "node test/bench/loadgen.mjs --url http://127.0.0.1:<port>/mcp --rate 1000 --duration 10",
+    "node test/bench/loadgen.mjs --url http://127.0.0.1:<port>/mcp --saturate 32 --duration 10",
+    "npx mcp-proxy --host 127.0.0.1 --port 9000 --server stream -- node test/bench/fixture-upstream.mjs --stdio",
+    "```",
+    "",
+  );
+  if (report.notes?.length) s.push("## Notes", "", ...report.notes.map((n) => `- ${n}`), "");
+  return s.join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+const report = { startedAt: new Date().toISOString(), loadStart: os.loadavg()[0], notes: [] };
+try {
+  const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+  report.notes.push(`commit ${sha}`);
+} catch {
+  // not a git checkout
+}
+await sectionThroughput(report);
+if (!cfg.skipSections.has("memory")) await sectionIdleMemory(report);
+if (!cfg.skipSections.has("propagation")) await sectionPropagation(report);
+if (!cfg.skipSections.has("startup")) await sectionStartup(report);
+report.finishedAt = new Date().toISOString();
+report.loadEnd = os.loadavg()[0];
+
+const md = markdown(report);
+process.stdout.write(`\n${md}\n`);
+if (cfg.write) {
+  writeFileSync(resolve(here, "RESULTS.md"), md);
+  process.stdout.write(`wrote ${resolve(here, "RESULTS.md")}\n`);
+}
+killAll();
+process.exit(0);
