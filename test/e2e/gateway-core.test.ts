@@ -283,6 +283,8 @@ describe("relay of progress, cancellation, sampling, elicitation, roots and list
   });
 
   it("refreshes the catalog on tools/list_changed and tells the agent", async () => {
+    // The agent has seen the list once (list_changed is about a list the client knows).
+    expect((await agent.client.listTools()).tools.map((t) => t.name)).not.toContain("a_fresh_tool");
     const before = toolListChanges.length;
     await agent.client.callTool({ name: "a_add_tool", arguments: { name: "fresh_tool" } });
     await waitFor("notifications/tools/list_changed at the agent", () => toolListChanges.length > before, {
