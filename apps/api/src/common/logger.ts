@@ -1,5 +1,5 @@
 import type { LoggerService } from "@nestjs/common";
-import { type Logger, pino } from "pino";
+import { type DestinationStream, type Logger, pino } from "pino";
 
 /**
  * Paths pino censors wherever they appear. Requests are logged through `serializers.req`, which
@@ -30,8 +30,9 @@ const REDACT = [
   "*.SECRETS_KEY",
 ];
 
-export function createLogger(level: string): Logger {
-  return pino({
+/** The API's logger; `destination` defaults to stdout (tests pass their own to read what is logged). */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { service: "gatehouse-api" },
     redact: { paths: REDACT, censor: "[redacted]" },
@@ -44,7 +45,8 @@ export function createLogger(level: string): Logger {
       }),
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** Nest's own log lines (bootstrap, route mapping, errors) through the same pino logger. */
