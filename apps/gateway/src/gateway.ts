@@ -85,6 +85,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
+    sseResponses: config.sseResponses,
   });
   const jwt = new JwtVerifier();
 
@@ -197,7 +198,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
       return;
     }
-    if (rejectForeignOrigin(req, res, ownOrigin, tenant.allowedOrigins)) return;
+    if (rejectForeignOrigin(req, res, ownOrigin, tenant.allowedOrigins, req.headers.host)) return;
     const cors = corsHeaders(req, tenant);
     if (req.method === "OPTIONS") {
       sendEmpty(res, 204, {

@@ -25,6 +25,8 @@ export const GatewayEnvSchema = z.object({
   /** Extra Host header values accepted besides localhost and the public host (comma separated). */
   GATEWAY_ALLOWED_HOSTS: z.string().default(""),
   GATEWAY_ALLOW_STDIO: bool.default(false),
+  /** Answer POSTed requests as SSE when the client accepts it (as the SDK servers do); false: JSON unless streaming. */
+  GATEWAY_SSE_RESPONSES: bool.default(true),
   GATEWAY_NODE_ID: optionalString,
   GATEWAY_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
   /** How long an idle session is kept in the session store. */
@@ -53,6 +55,7 @@ export interface GatewayConfig {
   publicUrl: string;
   allowedHosts: string[];
   allowStdio: boolean;
+  sseResponses: boolean;
   nodeId: string;
   maxBodyBytes: number;
   sessionTtlSeconds: number;
@@ -89,6 +92,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       .map((s) => s.trim())
       .filter(Boolean),
     allowStdio: e.GATEWAY_ALLOW_STDIO,
+    sseResponses: e.GATEWAY_SSE_RESPONSES,
     ...(e.GATEWAY_NODE_ID ? { nodeId: e.GATEWAY_NODE_ID } : {}),
     maxBodyBytes: e.GATEWAY_MAX_BODY_BYTES,
     sessionTtlSeconds: e.GATEWAY_SESSION_TTL_SECONDS,
@@ -114,6 +118,7 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     secretsKey: undefined,
     allowedHosts: [],
     allowStdio: false,
+    sseResponses: true,
     nodeId: `${hostname()}-${randomBytes(3).toString("hex")}`,
     maxBodyBytes: 4 * 1024 * 1024,
     sessionTtlSeconds: 3600,

@@ -48,13 +48,15 @@ export function rejectForeignHost(req: IncomingMessage, res: ServerResponse, all
 /**
  * Origin validation (MCP Streamable HTTP, "Security Warning": servers MUST validate Origin and
  * answer 403 when it is present and invalid). No Origin header (non-browser clients) is fine.
- * Allowed: the gateway's own origin and the tenant's `allowedOrigins`. Returns true when it answered.
+ * Allowed: the gateway's own origin, the tenant's `allowedOrigins`, and a same-origin request (its
+ * Origin names the Host it was sent to, which the Host guard already accepted). Returns true when it answered.
  */
 export function rejectForeignOrigin(
   req: IncomingMessage,
   res: ServerResponse,
   ownOrigin: string,
   tenantOrigins: ReadonlySet<string>,
+  host?: string,
 ): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return false;
@@ -65,6 +67,7 @@ export function rejectForeignOrigin(
     normalized = null;
   }
   if (normalized && (normalized === ownOrigin || tenantOrigins.has(normalized))) return false;
+  if (normalized && host && new URL(normalized).host === host.toLowerCase()) return false;
   sendAppError(
     res,
     new AppError(

@@ -85,6 +85,8 @@ export class ResponseChannel {
     private readonly res: ServerResponse,
     private readonly acceptsSse: boolean,
     private readonly headers: Record<string, string>,
+    /** Answer as SSE whenever the client accepts it, even when nothing precedes the response. */
+    private readonly preferSse = false,
   ) {
     res.on("close", () => {
       if (!res.writableFinished) {
@@ -121,6 +123,9 @@ export class ResponseChannel {
     if (this.finished) return;
     this.finished = true;
     if (this.clientGone) return;
+    if (!this.stream && this.preferSse && this.acceptsSse && !this.res.headersSent) {
+      this.stream = new SseStream(this.res, this.headers);
+    }
     if (this.stream) {
       this.stream.send(message);
       this.stream.close();

@@ -36,6 +36,8 @@ export interface McpEndpointDeps {
   metrics: GatewayMetrics;
   logger: Logger;
   maxBodyBytes: number;
+  /** Answer requests as SSE whenever the client accepts it (what the SDK servers do). */
+  sseResponses: boolean;
 }
 
 /** The authenticated caller on one endpoint. */
@@ -312,7 +314,8 @@ export class McpEndpoint {
   ): Promise<void> {
     const extra: Record<string, string> = { ...caller.headers };
     if (session) extra["mcp-session-id"] = session.id;
-    const channel = new ResponseChannel(res, acceptsSse, extra);
+    const channel = new ResponseChannel(res, acceptsSse, extra, this.deps.sseResponses && !modern);
+    // (2026-07-28 errors such as 404 for an unknown method need their HTTP status, so modern answers stay JSON unless streaming.)
     const abort = new AbortController();
     const key = LocalSession.key(c.id);
     const inflight = { id: c.id, upstreamId: null as string | null, abort, channel, startedAt: Date.now() };
