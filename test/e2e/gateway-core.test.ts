@@ -1,6 +1,7 @@
 // The gateway as an agent sees it, across real processes: API + two gateway nodes + Postgres +
 // Redis, upstreams `everything` (@modelcontextprotocol/server-everything), `alpha` (tools-server
-// fixture, explicit prefix, static headers) and `modern` (a 2026-07-28-only upstream).
+// fixture, explicit prefix, static headers), `modern` (a 2026-07-28-only upstream) and `old`
+// (tools-server over the legacy HTTP+SSE transport).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,14 +31,16 @@ let stack: Stack;
 let everything: Fixture;
 let alpha: Fixture;
 let modern: Fixture;
+let legacySse: Fixture;
 let key: string;
 const T = "acme";
 
 beforeAll(async () => {
-  [everything, alpha, modern] = await Promise.all([
+  [everything, alpha, modern, legacySse] = await Promise.all([
     startFixture("everything.mjs"),
     startFixture("tools-server.mjs", ["--name", "alpha"]),
     startFixture("modern-server.mjs", ["--name", "modern"]),
+    startFixture("tools-server.mjs", ["--name", "old", "--sse"]),
   ]);
   stack = await Stack.start({ gateways: 2 });
   await stack.admin.createTenant(T);
@@ -49,6 +52,12 @@ beforeAll(async () => {
     headers: { "X-Static-Token": STATIC_HEADER },
   });
   await stack.admin.createUpstream(T, { name: "modern", url: modern.url, toolPrefix: "m_" });
+  await stack.admin.createUpstream(T, {
+    name: "old",
+    transport: "sse",
+    url: `http://127.0.0.1:${legacySse.port}/sse`,
+    toolPrefix: "o_",
+  });
   await stack.admin.putPolicy(T, ALLOW_ALL);
   key = (await stack.admin.createKey(T, { name: "agent", agent: "e2e" })).key;
 }, 180_000);
@@ -73,9 +82,8 @@ describe("aggregation at /t/{tenant}/mcp", () => {
     );
     // Nothing unprefixed leaks through.
     expect(names).not.toContain("echo");
-    expect(names.every((n) => n.startsWith("everything_") || n.startsWith("a_") || n.startsWith("m_"))).toBe(
-      true,
-    );
+    const prefixes = ["everything_", "a_", "m_", "o_"];
+    expect(names.filter((n) => !prefixes.some((p) => n.startsWith(p)))).toEqual([]);
   });
 
   it("routes calls by prefix to the right upstream", async () => {
@@ -92,6 +100,12 @@ describe("aggregation at /t/{tenant}/mcp", () => {
   it("serves a 2026-07-28-only upstream to a 2025-11-25 client", async () => {
     expect(firstText(await agent.client.callTool({ name: "m_echo", arguments: { text: "old" } }))).toBe(
       "modern:echo:old",
+    );
+  });
+
+  it("serves an upstream speaking the legacy HTTP+SSE transport", async () => {
+    expect(firstText(await agent.client.callTool({ name: "o_echo", arguments: { text: "sse" } }))).toBe(
+      "old:echo:sse",
     );
   });
 

@@ -1,8 +1,8 @@
 // Sessions live in Redis, not in a node: start a session on node 0, SIGKILL node 0, and the same
-// Mcp-Session-Id goes on at node 1 without a new initialize.
+// Mcp-Session-Id goes on at node 1 without a new initialize. Then an upstream dies.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALLOW_ALL } from "../support/admin-client.js";
-import { connectAgent, firstText, rawMcp } from "../support/agent.js";
+import { connectAgent, errorData, expectThrows, firstText, rawMcp } from "../support/agent.js";
 import { printLogsOnFailure } from "../support/hooks.js";
 import { type Fixture, startFixture } from "../support/processes.js";
 import { Stack } from "../support/stack.js";
@@ -11,14 +11,19 @@ printLogsOnFailure();
 
 let stack: Stack;
 let alpha: Fixture;
+let beta: Fixture;
 let key: string;
 const T = "failover";
 
 beforeAll(async () => {
-  alpha = await startFixture("tools-server.mjs", ["--name", "alpha"]);
+  [alpha, beta] = await Promise.all([
+    startFixture("tools-server.mjs", ["--name", "alpha"]),
+    startFixture("tools-server.mjs", ["--name", "beta"]),
+  ]);
   stack = await Stack.start({ gateways: 2 });
   await stack.admin.createTenant(T);
   await stack.admin.createUpstream(T, { name: "alpha", url: alpha.url });
+  await stack.admin.createUpstream(T, { name: "beta", url: beta.url });
   await stack.admin.putPolicy(T, ALLOW_ALL);
   key = (await stack.admin.createKey(T, { name: "agent" })).key;
 }, 180_000);
@@ -79,6 +84,34 @@ describe("session failover", () => {
       ).toBe("alpha:echo:back");
     } finally {
       await again.close();
+    }
+  });
+});
+
+describe("one upstream down", () => {
+  it("lists the others, fails calls to it fast with UPSTREAM_UNAVAILABLE, and nothing hangs", async () => {
+    const agent = await connectAgent(stack.mcpUrl(T, undefined, 1), { token: key });
+    try {
+      expect(firstText(await agent.client.callTool({ name: "beta_echo", arguments: { text: "up" } }))).toBe(
+        "beta:echo:up",
+      );
+      await beta.proc.kill("SIGKILL");
+      let started = Date.now();
+      const names = (await agent.client.listTools()).tools.map((t) => t.name);
+      expect(names).toContain("alpha_echo");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      started = Date.now();
+      const err = await expectThrows(() =>
+        agent.client.callTool({ name: "beta_echo", arguments: { text: "down" } }),
+      );
+      expect(errorData(err)?.code).toBe("UPSTREAM_UNAVAILABLE");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // The healthy upstream is unaffected.
+      expect(
+        firstText(await agent.client.callTool({ name: "alpha_echo", arguments: { text: "still" } })),
+      ).toBe("alpha:echo:still");
+    } finally {
+      await agent.close();
     }
   });
 });
