@@ -13,6 +13,15 @@ import {
 
 const usage = "usage: gatehouse-db deploy | diff <name> | status";
 
+/** The engine logs JSON lines; show its warnings and errors, drop the chatter. */
+function engineLog(line: string): void {
+  try {
+    const entry = JSON.parse(line) as { level?: string; fields?: { message?: string } };
+    if (entry.level === "WARN" || entry.level === "ERROR")
+      console.error(`${entry.level}: ${entry.fields?.message ?? line}`);
+  } catch {}
+}
+
 function target(): { target: MigrationTarget; label: string } {
   const url = process.env.DATABASE_URL?.trim();
   if (url) {
@@ -36,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "deploy": {
       const t = target();
-      const { applied } = await applyMigrations(t.target);
+      const { applied } = await applyMigrations(t.target, { log: engineLog });
       console.log(
         applied.length
           ? `${t.label}: applied ${applied.length} migration(s):\n${applied.map((n) => `  ${n}`).join("\n")}`
@@ -50,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
         console.error(`${usage}\n  diff needs a name, e.g. add_audit_index`);
         return 2;
       }
-      const r = await diffMigration(name);
+      const r = await diffMigration(name, { log: engineLog });
       console.log(
         r.migrationDir ? `Wrote ${path.relative(process.cwd(), r.migrationDir)}` : "No schema changes.",
       );
@@ -58,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "status": {
       const t = target();
-      const s = await migrationStatus(t.target);
+      const s = await migrationStatus(t.target, { log: engineLog });
       console.log(`${t.label}: ${s.local.length} migration(s) in the folder.`);
       if (s.pending.length) console.log(`Not yet applied:\n${s.pending.map((n) => `  ${n}`).join("\n")}`);
       if (s.unknown.length)
