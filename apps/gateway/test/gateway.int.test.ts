@@ -70,6 +70,61 @@ async function post(node: Node, path: string, body: string, hdrs: Record<string,
   });
 }
 
+/** Reads JSON-RPC messages off an SSE response body. */
+function sseMessages(res: Response): { next(): Promise<Record<string, unknown>> } {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  const queue: Record<string, unknown>[] = [];
+  return {
+    async next() {
+      for (;;) {
+        const q = queue.shift();
+        if (q) return q;
+        const { value, done } = await reader.read();
+        if (done) throw new Error("stream ended");
+        buf += decoder.decode(value, { stream: true });
+        let i = buf.indexOf("\n\n");
+        while (i >= 0) {
+          const event = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = event
+            .split("\n")
+            .filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trim())
+            .join("\n");
+          if (data) queue.push(JSON.parse(data) as Record<string, unknown>);
+          i = buf.indexOf("\n\n");
+        }
+      }
+    },
+  };
+}
+
+async function rawSession(
+  node: Node,
+  key: string,
+  capabilities: Record<string, unknown> = {},
+): Promise<Record<string, string>> {
+  const init = await post(
+    node,
+    `/t/${acme.slug}/mcp`,
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities, clientInfo: { name: "raw", version: "1" } },
+    }),
+    headers(key),
+  );
+  const hdrs = headers(key, {
+    "mcp-session-id": init.headers.get("mcp-session-id")!,
+    "mcp-protocol-version": "2025-11-25",
+  });
+  await post(node, `/t/${acme.slug}/mcp`, '{"jsonrpc":"2.0","method":"notifications/initialized"}', hdrs);
+  return hdrs;
+}
+
 const INIT = JSON.stringify({
   jsonrpc: "2.0",
   id: 1,
@@ -441,6 +496,74 @@ describe("relay", () => {
     const r = await client.callTool({ name: "alpha_ask_user", arguments: { message: "?" } });
     expect(r.content).toEqual([{ type: "text", text: 'accept:{"answer":"42"}' }]);
     await client.close();
+  });
+  it("an agent's answer that lands on another node reaches the upstream (routed through Redis)", async () => {
+    const hdrs = await rawSession(nodeA, adminKey, { elicitation: {} });
+    const path = `/t/${acme.slug}/mcp`;
+    const call = await post(
+      nodeA,
+      path,
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 7,
+        method: "tools/call",
+        params: { name: "alpha_ask_user", arguments: { message: "?" } },
+      }),
+      hdrs,
+    );
+    const stream = sseMessages(call);
+    const ask = await stream.next();
+    expect(ask.method).toBe("elicitation/create");
+    const answered = await post(
+      nodeB,
+      path,
+      JSON.stringify({ jsonrpc: "2.0", id: ask.id, result: { action: "accept", content: { answer: "B" } } }),
+      hdrs,
+    );
+    expect(answered.status).toBe(202);
+    const final = await stream.next();
+    expect(final).toMatchObject({
+      id: 7,
+      result: { content: [{ type: "text", text: 'accept:{"answer":"B"}' }] },
+    });
+  });
+
+  it("a cancellation that lands on another node stops the call", async () => {
+    const hdrs = await rawSession(nodeA, adminKey);
+    const path = `/t/${acme.slug}/mcp`;
+    const t0 = Date.now();
+    const call = await post(
+      nodeA,
+      path,
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 8,
+        method: "tools/call",
+        params: { name: "alpha_slow", arguments: { steps: 200 }, _meta: { progressToken: "p8" } },
+      }),
+      hdrs,
+    );
+    const stream = sseMessages(call);
+    expect(await stream.next()).toMatchObject({
+      method: "notifications/progress",
+      params: { progressToken: "p8" },
+    });
+    const cancelled = await post(
+      nodeB,
+      path,
+      JSON.stringify({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: 8, reason: "changed my mind" },
+      }),
+      hdrs,
+    );
+    expect(cancelled.status).toBe(202);
+    for (;;) {
+      const m = await stream.next();
+      if (m.id === 8) break;
+    }
+    expect(Date.now() - t0).toBeLessThan(3000);
   });
 });
 

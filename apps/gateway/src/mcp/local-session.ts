@@ -25,6 +25,8 @@ interface PendingClientRequest {
 }
 
 const CLIENT_REQUEST_TIMEOUT_MS = 10 * 60_000;
+/** Relay channel every node listens on. */
+const ALL_NODES = "*";
 
 export class ClientRequestError extends Error {
   constructor(
@@ -97,6 +99,7 @@ export class SessionRegistry {
   private counter = 0;
   private readonly sweeper: NodeJS.Timeout;
   private unsubscribeNode: (() => Promise<void>) | null = null;
+  private unsubscribeAll: (() => Promise<void>) | null = null;
 
   constructor(private readonly opts: SessionRegistryOptions) {
     this.sweeper = setInterval(() => this.sweep(), 30_000);
@@ -106,6 +109,7 @@ export class SessionRegistry {
   async start(): Promise<void> {
     if (this.opts.store.subscribeNode) {
       this.unsubscribeNode = await this.opts.store.subscribeNode(this.opts.nodeId, (m) => this.onRelayed(m));
+      this.unsubscribeAll = await this.opts.store.subscribeNode(ALL_NODES, (m) => this.onRelayed(m));
     }
   }
 
@@ -353,8 +357,40 @@ export class SessionRegistry {
     return false;
   }
 
+  /**
+   * An agent's notifications/cancelled: aborts the request here, or, when this node does not serve
+   * it, tells every node (the request may run wherever the agent's POST landed).
+   */
+  async cancel(sessionId: string, requestId: string | number, fromRelay = false): Promise<void> {
+    const r = this.sessions.get(sessionId)?.inflight.get(LocalSession.key(requestId));
+    if (r) {
+      r.abort.abort();
+      return;
+    }
+    if (!fromRelay && this.opts.store.publishToNode) {
+      await this.opts.store.publishToNode(ALL_NODES, {
+        type: "cancel",
+        sessionId,
+        requestId,
+        from: this.opts.nodeId,
+      });
+    }
+  }
+
   private onRelayed(m: unknown): void {
-    const msg = m as { type?: string; message?: { id: unknown; result?: unknown; error?: unknown } };
+    const msg = m as {
+      type?: string;
+      message?: { id: unknown; result?: unknown; error?: unknown };
+      sessionId?: unknown;
+      requestId?: unknown;
+      from?: unknown;
+    };
+    if (msg?.type === "cancel" && msg.from !== this.opts.nodeId && typeof msg.sessionId === "string") {
+      if (typeof msg.requestId === "string" || typeof msg.requestId === "number") {
+        void this.cancel(msg.sessionId, msg.requestId, true);
+      }
+      return;
+    }
     if (msg?.type === "client-response" && msg.message && typeof msg.message.id === "string") {
       this.settle(msg.message.id, msg.message);
     }
@@ -391,6 +427,7 @@ export class SessionRegistry {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await this.unsubscribeNode?.().catch(() => {});
+    await this.unsubscribeAll?.().catch(() => {});
     // Sessions live on in the store: another node resumes them. Only this node's state goes.
     await Promise.allSettled([...this.sessions.values()].map((s) => this.dropLocal(s, false)));
   }

@@ -360,9 +360,7 @@ export class McpEndpoint {
   private onNotification(session: LocalSession, method: string, params: Json): void {
     if (method === "notifications/cancelled") {
       const rid = params.requestId;
-      if (typeof rid === "string" || typeof rid === "number") {
-        session.inflight.get(LocalSession.key(rid))?.abort.abort();
-      }
+      if (typeof rid === "string" || typeof rid === "number") void this.deps.sessions.cancel(session.id, rid);
       return;
     }
     if (method === "notifications/roots/list_changed") {
