@@ -282,6 +282,17 @@ export function apiSuite(mode: string, start: () => Promise<Harness>): void {
         expect(got.status).toBe(200);
         expect(JSON.stringify(got.body)).not.toContain(bearer);
         expect((await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools`)).body).toEqual([]);
+        // Once discovery has stored a catalog, that is what the route returns.
+        const catalog = [
+          { name: "get_issue", description: "Read an issue", inputSchema: { type: "object" } },
+        ];
+        await h.prisma.upstream.update({
+          where: { id: row.id },
+          data: { tools: catalog, toolsDiscoveredAt: new Date() },
+        });
+        expect((await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools`)).body).toEqual(
+          catalog,
+        );
       });
 
       test("stdio upstream with env; explicit toolPrefix", async () => {

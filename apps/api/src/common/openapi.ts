@@ -143,7 +143,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'Errors are `{"error": {"code", "message", "details"}}`. Lists are paginated with `?limit=&cursor=`, newest first.',
     )
     .setVersion("1")
-    .addBearerAuth({ type: "http", scheme: "bearer" }, "bearer")
+    .addBearerAuth(
+      { type: "http", scheme: "bearer", bearerFormat: "platform admin token, or tenant admin token mgt_…" },
+      "bearer",
+    )
     .build();
   const document = SwaggerModule.createDocument(app, config);
   const schemas: Record<string, unknown> = {};

@@ -16,10 +16,12 @@ export class ZodBody<T extends z.ZodType> implements PipeTransform<unknown, z.ou
   constructor(private readonly schema: T) {}
 
   transform(value: unknown): z.output<T> {
-    if (value === undefined || value === null) {
-      throw new AppError(ErrorCode.VALIDATION_FAILED, "Send a JSON object as the request body", [
-        { path: "", message: "Required" },
-      ]);
+    if (value === undefined || value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new AppError(
+        ErrorCode.VALIDATION_FAILED,
+        "Send a JSON object as the request body, with Content-Type: application/json",
+        [{ path: "", message: value === undefined || value === null ? "Required" : "Must be a JSON object" }],
+      );
     }
     return validate(this.schema, value);
   }
