@@ -99,15 +99,15 @@ export class UpstreamsService {
 
   async update(caller: Caller, ref: string, name: string, patch: UpstreamUpdate): Promise<UpstreamView> {
     const tenant = await this.access.resolve(caller, ref, "write");
-    const existing = await this.find(tenant.id, name);
-    const merged = this.merge(this.unseal(existing), patch);
+    // Read, merge and write inside the transaction: the version bump locks the tenant row first,
+    // so two concurrent PATCHes cannot lose each other's changes.
     const row = await this.versions.write(tenant.id, async (tx) => {
-      const { count } = await tx.upstream.updateMany({
-        where: { id: existing.id, tenantId: tenant.id },
-        data: this.toColumns(merged),
+      const existing = await tx.upstream.findUnique({
+        where: { tenantId_name: { tenantId: tenant.id, name } },
       });
-      if (count === 0) throw notFound(name);
-      return tx.upstream.findUniqueOrThrow({ where: { id: existing.id } });
+      if (!existing) throw notFound(name);
+      const merged = this.merge(this.unseal(existing), patch);
+      return tx.upstream.update({ where: { id: existing.id }, data: this.toColumns(merged) });
     });
     return this.view(row);
   }
