@@ -81,7 +81,12 @@ export class McpOAuthService {
         });
         registration = "metadata-document";
       } else if (server.registration_endpoint) {
-        client = await this.register(upstream, issuer, grant, scopes);
+        // The client may ask only for what it registered: include offline_access (refresh tokens) where modelled.
+        const registered =
+          grant === "authorization_code" && server.scopes_supported?.includes("offline_access")
+            ? [...new Set([...scopes, "offline_access"])]
+            : scopes;
+        client = await this.register(upstream, issuer, grant, registered);
         registration = "dynamic";
       } else {
         throw new AppError(
