@@ -46,6 +46,41 @@ function requireBuilt(entry: string): string {
   return path;
 }
 
+export interface StartedService {
+  proc: ManagedProcess;
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+}
+
+/**
+ * `node apps/api/dist/main.js` with `env` (API_PORT picked when absent, API_HOST 127.0.0.1),
+ * resolved once `/readyz` answers 200.
+ */
+export async function startApi(env: Record<string, string>, name = "api"): Promise<StartedService> {
+  const port = Number(env.API_PORT ?? (await freePort()));
+  const proc = new ManagedProcess(name, process.execPath, [requireBuilt("apps/api/dist/main.js")], {
+    env: { API_HOST: "127.0.0.1", ...env, API_PORT: String(port) },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttpOk(proc, `${url}/readyz`, 60_000);
+  return { proc, port, url };
+}
+
+/**
+ * `node apps/gateway/dist/main.js` with `env` (GATEWAY_PORT picked when absent, GATEWAY_HOST
+ * 127.0.0.1), resolved once `/readyz` answers 200.
+ */
+export async function startGateway(env: Record<string, string>, name = "gateway"): Promise<StartedService> {
+  const port = Number(env.GATEWAY_PORT ?? (await freePort()));
+  const proc = new ManagedProcess(name, process.execPath, [requireBuilt("apps/gateway/dist/main.js")], {
+    env: { GATEWAY_HOST: "127.0.0.1", ...env, GATEWAY_PORT: String(port) },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttpOk(proc, `${url}/readyz`, 60_000);
+  return { proc, port, url };
+}
+
 export interface GatewayNode {
   index: number;
   nodeId: string;
@@ -71,7 +106,7 @@ export class Stack {
   readonly adminToken = `adm_${randomBytes(24).toString("hex")}`;
   readonly secretsKey = randomBytes(32).toString("hex");
   db!: TestDatabase;
-  api!: { proc: ManagedProcess; url: string; port: number };
+  api!: StartedService;
   admin!: AdminClient;
   readonly gateways: GatewayNode[] = [];
   /** What agents are told: the first node's URL (as if behind a load balancer). */
@@ -93,33 +128,30 @@ export class Stack {
   }
 
   private async boot(): Promise<void> {
-    const apiMain = requireBuilt("apps/api/dist/main.js");
+    // Fail before creating a database when the build is missing.
+    requireBuilt("apps/api/dist/main.js");
     requireBuilt("apps/gateway/dist/main.js");
     this.db = await createDatabase();
     const n = this.opts.gateways ?? 2;
     for (let i = 0; i < n; i++) this.gatewayPorts.push(await freePort());
     this.publicGatewayUrl = `http://127.0.0.1:${this.gatewayPorts[0]}`;
 
-    const apiPort = await freePort();
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const proc = new ManagedProcess("api", process.execPath, [apiMain], {
-      env: {
-        API_PORT: String(apiPort),
-        API_HOST: "127.0.0.1",
-        DATABASE_URL: this.db.url,
-        REDIS_URL,
-        REDIS_KEY_PREFIX: this.redisPrefix,
-        ADMIN_TOKEN: this.adminToken,
-        SECRETS_KEY: this.secretsKey,
-        PUBLIC_GATEWAY_URL: this.publicGatewayUrl,
-        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
-        NODE_ENV: "test",
-      },
-    });
-    this.api = { proc, url: apiUrl, port: apiPort };
-    this.admin = new AdminClient(apiUrl, this.adminToken);
-    const gatewaysReady = Array.from({ length: n }, (_, i) => this.startGateway(i));
-    await Promise.all([waitForHttpOk(proc, `${apiUrl}/readyz`, 60_000), ...gatewaysReady]);
+    const apiEnv = {
+      DATABASE_URL: this.db.url,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: this.redisPrefix,
+      ADMIN_TOKEN: this.adminToken,
+      SECRETS_KEY: this.secretsKey,
+      PUBLIC_GATEWAY_URL: this.publicGatewayUrl,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+      NODE_ENV: "test",
+    };
+    const [api] = await Promise.all([
+      startApi(apiEnv),
+      ...Array.from({ length: n }, (_, i) => this.startGateway(i)),
+    ]);
+    this.api = api;
+    this.admin = new AdminClient(api.url, this.adminToken);
   }
 
   /** The environment gateway node `index` runs with. */
@@ -147,25 +179,18 @@ export class Stack {
     const previous = this.gateways[index];
     if (previous?.proc.running) await previous.proc.kill();
     const env = this.gatewayEnv(index, extraEnv);
-    const port = Number(env.GATEWAY_PORT);
-    const proc = new ManagedProcess(
-      `gateway-${index}`,
-      process.execPath,
-      [requireBuilt("apps/gateway/dist/main.js")],
-      {
-        env,
-      },
-    );
+    const started = startGateway(env, `gateway-${index}`);
+    // Registered before it is ready so that stop() knows the slot; a start failure carries the logs.
     const node: GatewayNode = {
       index,
       nodeId: env.GATEWAY_NODE_ID ?? "",
-      port,
-      url: `http://127.0.0.1:${port}`,
-      proc,
+      port: Number(env.GATEWAY_PORT),
+      url: `http://127.0.0.1:${env.GATEWAY_PORT}`,
+      proc: undefined as unknown as ManagedProcess,
       env,
     };
     this.gateways[index] = node;
-    await waitForHttpOk(proc, `${node.url}/readyz`, 60_000);
+    node.proc = (await started).proc;
     return node;
   }
 
@@ -180,7 +205,8 @@ export class Stack {
   logs(): string {
     const parts: string[] = [];
     if (this.api) parts.push(`=== api ===\n${this.api.proc.tail(8000)}`);
-    for (const g of this.gateways) if (g) parts.push(`=== gateway-${g.index} ===\n${g.proc.tail(8000)}`);
+    for (const g of this.gateways)
+      if (g?.proc) parts.push(`=== gateway-${g.index} ===\n${g.proc.tail(8000)}`);
     return parts.join("\n");
   }
 
