@@ -3,6 +3,9 @@ import { type Bus, BusChannel, ConfigEventSchema, type TenantSnapshot } from "@g
 import type { Logger } from "pino";
 import { buildTenantState, isUuid, loadTenantSnapshot, type TenantState } from "./tenant-state.js";
 
+/** How long a request waits for an announced newer snapshot before it is served with the old one. */
+const RELOAD_WAIT_MS = 2000;
+
 export type TenantChangeListener = (
   tenantId: string,
   next: TenantState | null,
@@ -92,7 +95,14 @@ export class TenantConfigCache {
   /** The tenant by slug or id, loaded on first use; null when it does not exist. */
   async get(ref: string): Promise<TenantState | null> {
     const hit = this.peek(ref);
-    if (hit) return hit;
+    if (hit) {
+      // A newer version was announced and is loading: serve this request with it (bounded wait),
+      // so a revocation is in force from the moment the event arrives.
+      const pending = this.reloading.get(hit.id);
+      if (!pending) return hit;
+      await Promise.race([pending, new Promise((r) => setTimeout(r, RELOAD_WAIT_MS).unref())]);
+      return this.peek(hit.id) ?? null;
+    }
     const missAt = this.missing.get(ref);
     if (missAt !== undefined && Date.now() - missAt < this.negativeTtlMs) return null;
     let p = this.inflight.get(ref);
@@ -137,6 +147,7 @@ export class TenantConfigCache {
     this.byId.set(state.id, state);
     this.idBySlug.set(state.slug, state.id);
     this.missing.delete(state.slug);
+    this.opts.logger.debug({ tenantId: state.id, version: state.version }, "tenant snapshot applied");
     this.emit(state.id, state, prev);
     return state;
   }
@@ -166,6 +177,7 @@ export class TenantConfigCache {
       return;
     }
     const { tenantId, version, deleted } = parsed.data;
+    this.opts.logger.debug({ tenantId, version, deleted }, "config event");
     // A new or renamed tenant may be one we remembered as missing.
     this.missing.clear();
     if (deleted) {
