@@ -106,6 +106,33 @@ describe("GatewayMetrics", () => {
     expect(after).not.toContain('gatehouse_gateway_config_version{tenant="t"');
   });
 
+  it("names tenants through the labeler; the catalog stays keyed by tenant id", async () => {
+    const m = createGatewayMetrics({ defaultMetrics: false });
+    m.setTenantLabeler((id) => (id === "0199-a" ? "acme" : undefined));
+    m.setUpstreamCatalog("0199-a", "gh", ["get_issue"]);
+    m.recordToolCall({
+      tenant: "0199-a",
+      upstream: "gh",
+      tool: "get_issue",
+      outcome: "ok",
+      totalMs: 1,
+      upstreamMs: 1,
+    });
+    m.recordToolCall({
+      tenant: "0199-b",
+      upstream: "gh",
+      tool: "get_issue",
+      outcome: "ok",
+      totalMs: 1,
+      upstreamMs: 1,
+    });
+    const calls = lines((await m.render()).body, "gatehouse_gateway_tool_calls_total");
+    expect(calls).toEqual([
+      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="gh",tool="get_issue",outcome="ok"} 1',
+      'gatehouse_gateway_tool_calls_total{tenant="0199-b",upstream="gh",tool="other",outcome="ok"} 1',
+    ]);
+  });
+
   it("collects process metrics by default, in its own registry", async () => {
     const a = createGatewayMetrics();
     const b = createGatewayMetrics();

@@ -77,7 +77,9 @@ export class GatewayMetrics {
   private readonly maxTools: number;
   private readonly maxTenants: number;
   private readonly catalogs = new Map<string, Set<string>>();
-  private readonly tenants = new Set<string>();
+  /** tenant id → label, for at most `maxTenants` tenants. */
+  private readonly labels = new Map<string, string>();
+  private labeler: (tenantId: string) => string | undefined = (id) => id;
   private readonly upstreamsOf = new Map<string, Set<string>>();
 
   constructor(options: GatewayMetricsOptions = {}) {
@@ -312,26 +314,39 @@ export class GatewayMetrics {
     this.catalogs.set(catalogKey(tenant, upstream), allowed);
   }
 
-  /** Forget a tenant's catalogs and gauges (tenant deleted or snapshot evicted). */
+  /**
+   * How tenants are named in labels. Every helper takes the tenant's id; by default the id is
+   * the label. Give e.g. `id => tenants.peek(id)?.slug` for readable dashboards.
+   */
+  setTenantLabeler(fn: (tenantId: string) => string | undefined): void {
+    this.labeler = fn;
+    this.labels.clear();
+  }
+
+  /** Forget a tenant's catalogs and gauges (tenant deleted, renamed, or snapshot evicted). */
   forgetTenant(tenant: string): void {
-    const label = this.tenantLabel(tenant);
+    const label = this.labels.get(tenant);
     for (const key of this.catalogs.keys()) if (key.startsWith(`${tenant}\u0000`)) this.catalogs.delete(key);
-    if (label === OTHER) return;
+    this.labels.delete(tenant);
+    if (label === undefined) return;
     for (const gauge of [this.sessionsOpen, this.configVersion]) gauge.remove({ tenant: label });
     for (const upstream of this.upstreamsOf.get(tenant) ?? []) {
       this.upstreamUp.remove({ tenant: label, upstream });
       this.circuitState.remove({ tenant: label, upstream });
     }
     this.upstreamsOf.delete(tenant);
-    this.tenants.delete(tenant);
   }
 
-  /** The label for a tenant: itself while under the cap, else `other`. */
+  /** The label for a tenant: its name (see `setTenantLabeler`) while under the cap, else `other`. */
   tenantLabel(tenant: string): string {
-    if (this.tenants.has(tenant)) return tenant;
-    if (this.tenants.size >= this.maxTenants) return OTHER;
-    this.tenants.add(tenant);
-    return tenant;
+    const cached = this.labels.get(tenant);
+    if (cached !== undefined) return cached;
+    if (this.labels.size >= this.maxTenants) return OTHER;
+    const named = this.labeler(tenant);
+    // Not cached while unnamed: the tenant's snapshot may simply not be loaded yet.
+    if (named === undefined) return tenant;
+    this.labels.set(tenant, named);
+    return named;
   }
 
   /** The label for a tool: its name when in the upstream's declared catalog, else `other`. */

@@ -51,6 +51,7 @@ describe("createOps (real Redis and Postgres)", () => {
     expect(await admin.exists(`${prefix}rl:key:${tenantId}:key:k1`)).toBe(1);
 
     const requestId = randomUUID();
+    ops.metrics.setUpstreamCatalog(tenantId, "github", ["get_issue"]);
     ops.audit.record({
       tenantId,
       principalId: "key:k1",
@@ -66,11 +67,10 @@ describe("createOps (real Redis and Postgres)", () => {
       ...summarizeArguments({ a: 1 }, false),
       at: new Date(),
     });
-    ops.metrics.setUpstreamCatalog("acme", "github", ["get_issue"]);
     const body = await registry.metrics();
     expect(body).toContain('gatehouse_gateway_rate_limit_rejections_total{tenant="acme",scope="key"} 1');
     expect(body).toContain(
-      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="github",tool="other",outcome="ok"} 1',
+      'gatehouse_gateway_tool_calls_total{tenant="acme",upstream="github",tool="get_issue",outcome="ok"} 1',
     );
     expect(body).toContain("gatehouse_gateway_rate_limit_local_fallback 0");
 

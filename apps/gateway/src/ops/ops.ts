@@ -73,7 +73,6 @@ export class MeteredRateLimiter implements RateLimiter {
   constructor(
     private readonly inner: RateLimiter,
     private readonly metrics: GatewayMetrics,
-    private readonly label: (tenantId: string) => string,
   ) {}
 
   async take(key: string, perMinute: number, cost?: number): Promise<RateLimitResult> {
@@ -81,7 +80,7 @@ export class MeteredRateLimiter implements RateLimiter {
     if (!result.ok) {
       const [scope, tenantId] = key.split(":", 2);
       const s: RateLimitScope = scope === "tenant" || scope === "tool" ? scope : "key";
-      this.metrics.recordRateLimited(tenantId ? this.label(tenantId) : "none", s);
+      this.metrics.recordRateLimited(tenantId ?? "none", s);
     }
     return result;
   }
@@ -96,12 +95,11 @@ export class MeteredAuditSink {
   constructor(
     readonly writer: AuditWriter,
     private readonly metrics: GatewayMetrics,
-    private readonly label: (tenantId: string) => string,
   ) {}
 
   record(e: ToolCallEvent): void {
     this.metrics.recordToolCall({
-      tenant: this.label(e.tenantId),
+      tenant: e.tenantId,
       upstream: e.upstream,
       tool: e.tool,
       outcome: e.outcome,
@@ -118,8 +116,6 @@ export class MeteredAuditSink {
 
 export async function createOps(o: OpsOptions): Promise<Ops> {
   const metrics = createGatewayMetrics({ ...(o.registry ? { registry: o.registry } : {}) });
-  let labeler: (tenantId: string) => string | undefined = () => undefined;
-  const label = (tenantId: string) => labeler(tenantId) ?? tenantId;
 
   let redis: Redis | null = null;
   let limiter: RateLimiter;
@@ -152,7 +148,7 @@ export async function createOps(o: OpsOptions): Promise<Ops> {
   const breakers = new CircuitBreakers(o.breakers ?? {}, (key, state) => {
     // Keys are `${tenantId}/${upstream}`.
     const slash = key.indexOf("/");
-    if (slash > 0) metrics.setCircuitState(label(key.slice(0, slash)), key.slice(slash + 1), state);
+    if (slash > 0) metrics.setCircuitState(key.slice(0, slash), key.slice(slash + 1), state);
   });
   const tracing = await initTracing({
     ...(o.otlpEndpoint ? { endpoint: o.otlpEndpoint } : {}),
@@ -172,13 +168,13 @@ export async function createOps(o: OpsOptions): Promise<Ops> {
 
   return {
     metrics,
-    rateLimiter: new MeteredRateLimiter(limiter, metrics, label),
-    audit: new MeteredAuditSink(writer, metrics, label),
+    rateLimiter: new MeteredRateLimiter(limiter, metrics),
+    audit: new MeteredAuditSink(writer, metrics),
     breakers,
     tracing,
     nodeRegistry,
     setTenantLabeler(fn) {
-      labeler = fn;
+      metrics.setTenantLabeler(fn);
     },
     async start(versions, redisWaitMs = 2000) {
       configVersions = versions;

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { describe, expect, it } from "vitest";
-import { disabledTracing, initTracing } from "./tracing.js";
+import { disabledTracing, initTracing, injectActiveTraceContext } from "./tracing.js";
 
 describe("tracing", () => {
   it("is off without an endpoint: no spans, headers untouched", async () => {
@@ -48,6 +48,16 @@ describe("tracing", () => {
       expect(child!.parentSpanContext?.spanId).toBe(root!.spanContext().spanId);
       expect(headers.traceparent).toBe(`00-${agentTraceId}-${child!.spanContext().spanId}-01`);
       expect(call.traceId).toBe(agentTraceId);
+
+      // The same header from inside run(), as a transport's custom fetch would add it.
+      const second = call.startUpstream("github");
+      const viaRun = await second.run(async () => {
+        await new Promise((r) => setTimeout(r, 1));
+        return injectActiveTraceContext(new Headers());
+      });
+      second.end();
+      expect(viaRun.get("traceparent")).toBe(second.inject({} as Record<string, string>).traceparent);
+      expect(injectActiveTraceContext({})).toEqual({});
     } finally {
       await tracing.shutdown();
     }

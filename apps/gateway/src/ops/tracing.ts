@@ -44,6 +44,11 @@ export interface ToolCallSpanInfo {
 export interface UpstreamSpan {
   /** Adds `traceparent` (and `tracestate`) of this span to `headers` and returns them. */
   inject<H extends Record<string, string>>(headers: H): H;
+  /**
+   * Runs `fn` with this span as the active context, so code that cannot take headers per call
+   * (an SDK transport's custom `fetch`) can add them with `injectActiveTraceContext`.
+   */
+  run<T>(fn: () => T): T;
   end(error?: unknown): void;
 }
 
@@ -65,7 +70,22 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-const noopUpstream: UpstreamSpan = { inject: (h) => h, end: () => {} };
+const noopUpstream: UpstreamSpan = { inject: (h) => h, run: (fn) => fn(), end: () => {} };
+
+/**
+ * Adds the active span's `traceparent`/`tracestate` to `headers` (a plain object or a fetch
+ * `Headers`); a no-op when tracing is off or no span is active. For a custom `fetch` given to
+ * the SDK's StreamableHTTPClientTransport, called inside `UpstreamSpan.run`.
+ */
+export function injectActiveTraceContext<H extends Headers | Record<string, string>>(headers: H): H {
+  propagation.inject(context.active(), headers, {
+    set(carrier, key, value) {
+      if (carrier instanceof Headers) carrier.set(key, value);
+      else (carrier as Record<string, string>)[key] = value;
+    },
+  });
+  return headers;
+}
 const noopCall: ToolCallSpan = {
   traceId: "",
   setTarget: () => {},
@@ -184,6 +204,7 @@ function startUpstream(tracer: Tracer, parent: Context, upstream: string): Upstr
       propagation.inject(ctx, headers, defaultTextMapSetter);
       return headers;
     },
+    run: (fn) => context.with(ctx, fn),
     end: (error) => finish(span, error),
   };
 }
