@@ -32,15 +32,19 @@ let everything: Fixture;
 let alpha: Fixture;
 let modern: Fixture;
 let legacySse: Fixture;
+let bulk: Fixture;
 let key: string;
 const T = "acme";
+const PAGED = "paged";
+let pagedKey: string;
 
 beforeAll(async () => {
-  [everything, alpha, modern, legacySse] = await Promise.all([
+  [everything, alpha, modern, legacySse, bulk] = await Promise.all([
     startFixture("everything.mjs"),
     startFixture("tools-server.mjs", ["--name", "alpha"]),
     startFixture("modern-server.mjs", ["--name", "modern"]),
     startFixture("tools-server.mjs", ["--name", "old", "--sse"]),
+    startFixture("tools-server.mjs", ["--name", "bulk", "--many", "130", "--page-size", "25"]),
   ]);
   stack = await Stack.start({ gateways: 2 });
   await stack.admin.createTenant(T);
@@ -60,6 +64,11 @@ beforeAll(async () => {
   });
   await stack.admin.putPolicy(T, ALLOW_ALL);
   key = (await stack.admin.createKey(T, { name: "agent", agent: "e2e" })).key;
+  // A second tenant whose one upstream has more tools than fit a page, served in pages of 25.
+  await stack.admin.createTenant(PAGED);
+  await stack.admin.createUpstream(PAGED, { name: "bulk", url: bulk.url, toolPrefix: "b_" });
+  await stack.admin.putPolicy(PAGED, ALLOW_ALL);
+  pagedKey = (await stack.admin.createKey(PAGED, { name: "pager" })).key;
 }, 180_000);
 
 afterAll(async () => {
@@ -336,4 +345,66 @@ describe("MCP Inspector CLI, unmodified", () => {
     const names = (JSON.parse(r.stdout) as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
     expect(names).toEqual(expect.arrayContaining(["a_echo", "everything_echo"]));
   }, 240_000);
+});
+
+describe("pagination and session lifecycle", () => {
+  it("follows the upstream's cursors and pages the merged list with its own", async () => {
+    const agent = await connectAgent(stack.mcpUrl(PAGED), { token: pagedKey });
+    try {
+      const names: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await agent.client.listTools(cursor ? { cursor } : {});
+        names.push(...page.tools.map((t) => t.name));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor && pages < 20);
+      // 10 base tools + 130 bulk tools, each exactly once, all prefixed.
+      expect(new Set(names).size).toBe(names.length);
+      expect(names).toHaveLength(140);
+      expect(names).toContain("b_bulk_129");
+      expect(names.every((n) => n.startsWith("b_"))).toBe(true);
+      expect(pages).toBeGreaterThan(1);
+      expect(firstText(await agent.client.callTool({ name: "b_bulk_129", arguments: {} }))).toBe(
+        "bulk:bulk_129",
+      );
+      // MCP spec, server/utilities/pagination, "Error Handling": invalid cursors SHOULD result
+      // in -32602 (Invalid params).
+      const err = await expectThrows(() => agent.client.listTools({ cursor: "not-a-cursor" }));
+      expect((err as { code?: number }).code).toBe(-32602);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it("DELETE ends a session on every node", async () => {
+    const { sessionId } = await rawInitialize(stack.mcpUrl(T), { token: key });
+    const del = await rawMcp(stack.mcpUrl(T), undefined, {
+      method: "DELETE",
+      token: key,
+      sessionId,
+      protocolVersion: "2025-11-25",
+    });
+    expect([200, 202, 204]).toContain(del.status);
+    for (const node of [0, 1]) {
+      const res = await rawMcp(
+        stack.mcpUrl(T, undefined, node),
+        { jsonrpc: "2.0", id: 3, method: "tools/list" },
+        { token: key, sessionId, protocolVersion: "2025-11-25" },
+      );
+      expect(res.status).toBe(404);
+    }
+  });
+
+  it("accepts the key in X-API-Key as well", async () => {
+    const agent = await connectAgent(stack.mcpUrl(T), { headers: { "X-API-Key": key } });
+    try {
+      expect(firstText(await agent.client.callTool({ name: "a_echo", arguments: { text: "xk" } }))).toBe(
+        "alpha:echo:xk",
+      );
+    } finally {
+      await agent.close();
+    }
+  });
 });

@@ -241,6 +241,23 @@ describe("authentication and tenant isolation", () => {
     expect((await init(stack.mcpUrl(A), bKey.key)).status).toBe(401);
   });
 
+  it("refuses a key past its expiresAt", async () => {
+    const expiring = await stack.admin.createKey(A, {
+      name: "short-lived",
+      roles: ["research"],
+      expiresAt: new Date(Date.now() + 2500).toISOString(),
+    });
+    expect((await init(stack.mcpUrl(A), expiring.key)).status).toBe(200);
+    await waitFor(
+      "the key to expire",
+      async () => (await init(stack.mcpUrl(A, undefined, 1), expiring.key)).status === 401,
+      {
+        timeoutMs: 8000,
+        intervalMs: 250,
+      },
+    );
+  });
+
   it("keeps anonymous access off unless the tenant turns it on", async () => {
     expect((await init(stack.mcpUrl(B))).status).toBe(401);
   });
