@@ -14,7 +14,7 @@ import { listSignature, mergedList } from "./mcp/aggregate.js";
 import { Dispatcher } from "./mcp/dispatch.js";
 import { SessionRegistry } from "./mcp/local-session.js";
 import { type Caller, McpEndpoint } from "./mcp/streamable-http.js";
-import { createGatewayMetrics, type GatewayMetrics } from "./metrics/metrics.js";
+import { type CoreMetrics, createCoreMetrics } from "./metrics/metrics.js";
 import { type AuditSink, noopAuditSink, noopRateLimiter, type RateLimiter } from "./ports.js";
 import { MemorySessionStore, type SessionStore } from "./sessions/session-store.js";
 import { TenantConfigCache } from "./tenancy/config-cache.js";
@@ -40,8 +40,10 @@ export interface GatewayDeps {
 export interface Gateway {
   readonly server: Server;
   readonly config: GatewayConfig;
-  readonly metrics: GatewayMetrics;
+  readonly metrics: CoreMetrics;
   readonly tenants: TenantConfigCache;
+  /** Sessions with state on this node (for metrics and the node registry). */
+  localSessions(): number;
   listen(port?: number, host?: string): Promise<{ port: number }>;
   /** Graceful: stops accepting, ends streams, drops upstream connections, flushes audit. */
   close(): Promise<void>;
@@ -61,7 +63,7 @@ function safeDecode(s: string): string | null {
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config, db, bus } = deps;
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
-  const metrics = createGatewayMetrics(deps.registry);
+  const metrics = createCoreMetrics(deps.registry);
   const store = deps.sessions ?? new MemorySessionStore(config.sessionTtlSeconds);
   const sealer = deps.sealer ?? (config.secretsKey ? createSealer(config.secretsKey) : null);
   const rateLimiter = deps.rateLimiter ?? noopRateLimiter;
@@ -127,7 +129,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   tenants.onChange((tenantId, next, prev) => {
-    metrics.tenantsLoaded.set(tenants.size);
     if (!next) {
       // Tenant deleted: its sessions end on this node.
       for (const s of [...sessions.sessions.values()])
@@ -258,7 +259,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     if (rawPath === "/metrics") {
       metrics.sessionsOpen.set(sessions.sessions.size);
-      metrics.busConnected.set(bus.connected ? 1 : 0);
       const body = await metrics.registry.metrics();
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(body);
@@ -337,6 +337,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     config,
     metrics,
     tenants,
+    localSessions: () => sessions.sessions.size,
     async listen(port = config.port, host = config.host) {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);

@@ -7,7 +7,7 @@ export {
   loadGatewayConfig,
 } from "./config/gateway.config.js";
 export { createGateway, type Gateway, type GatewayDeps } from "./gateway.js";
-export { createGatewayMetrics, type GatewayMetrics } from "./metrics/metrics.js";
+export { type CoreMetrics, createCoreMetrics } from "./metrics/metrics.js";
 export {
   type AuditSink,
   noopAuditSink,

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { AppError, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
 import type { Logger } from "pino";
-import type { GatewayMetrics } from "../metrics/metrics.js";
+import type { CoreMetrics } from "../metrics/metrics.js";
 import type { AuditSink, RateLimiter } from "../ports.js";
 import { toAppError, type UpstreamConnection } from "../upstream/upstream-client.js";
 import type { UpstreamManager } from "../upstream/upstream-manager.js";
@@ -26,7 +26,7 @@ export interface DispatchDeps {
   sessions: SessionRegistry;
   rateLimiter: RateLimiter;
   audit: AuditSink;
-  metrics: GatewayMetrics;
+  metrics: CoreMetrics;
   logger: Logger;
 }
 

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { parseJson, readBody } from "../http/body.js";
 import { type JsonRpcId, jsonRpcError, sendAppError, sendEmpty, sendJson } from "../http/respond.js";
 import { ResponseChannel, SseStream } from "../http/sse.js";
-import type { GatewayMetrics } from "../metrics/metrics.js";
+import type { CoreMetrics } from "../metrics/metrics.js";
 import type { SessionRecord } from "../sessions/session-store.js";
 import type { TenantState } from "../tenancy/tenant-state.js";
 import type { View } from "./aggregate.js";
@@ -33,7 +33,7 @@ type Json = Record<string, unknown>;
 export interface McpEndpointDeps {
   sessions: SessionRegistry;
   dispatcher: Dispatcher;
-  metrics: GatewayMetrics;
+  metrics: CoreMetrics;
   logger: Logger;
   maxBodyBytes: number;
   /** Answer requests as SSE whenever the client accepts it (what the SDK servers do). */

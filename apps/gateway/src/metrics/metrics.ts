@@ -1,23 +1,21 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /**
- * The gateway's Prometheus registry. `createGateway` takes an optional registry so the operations
+ * The core's few metrics (the operator-facing set lives in src/ops). The gateway's Prometheus registry. `createGateway` takes an optional registry so the operations
  * work (apps/gateway/src/ops) can register its own metrics on the same `/metrics`.
  */
-export interface GatewayMetrics {
+export interface CoreMetrics {
   registry: Registry;
   httpRequests: Counter<"method" | "status">;
   mcpRequests: Counter<"method" | "outcome">;
   toolCallSeconds: Histogram<"outcome">;
   sessionsOpen: Gauge;
-  tenantsLoaded: Gauge;
-  busConnected: Gauge;
 }
 
-export function createGatewayMetrics(registry = new Registry(), defaults = true): GatewayMetrics {
-  if (defaults && !registry.getSingleMetric("process_cpu_user_seconds_total")) {
-    collectDefaultMetrics({ register: registry, prefix: "" });
-  }
+/** On a registry of its own it also collects the process defaults; a registry passed in is left to its owner for those. */
+export function createCoreMetrics(shared?: Registry): CoreMetrics {
+  const registry = shared ?? new Registry();
+  if (!shared) collectDefaultMetrics({ register: registry });
   const get = <T>(name: string, make: () => T): T =>
     (registry.getSingleMetric(name) as T | undefined) ?? make();
   return {
@@ -59,24 +57,6 @@ export function createGatewayMetrics(registry = new Registry(), defaults = true)
         new Gauge({
           name: "gatehouse_gateway_sessions_local",
           help: "MCP sessions with state on this node",
-          registers: [registry],
-        }),
-    ),
-    tenantsLoaded: get(
-      "gatehouse_gateway_tenants_loaded",
-      () =>
-        new Gauge({
-          name: "gatehouse_gateway_tenants_loaded",
-          help: "Tenant snapshots held in memory",
-          registers: [registry],
-        }),
-    ),
-    busConnected: get(
-      "gatehouse_gateway_bus_connected",
-      () =>
-        new Gauge({
-          name: "gatehouse_gateway_bus_connected",
-          help: "1 while the config bus is connected",
           registers: [registry],
         }),
     ),
