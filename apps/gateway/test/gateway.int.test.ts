@@ -187,6 +187,16 @@ beforeAll(async () => {
       toolPrefix: "local_",
     },
   });
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: acme.id,
+      name: "slowpoke",
+      url: alpha.url,
+      transport: "streamable_http",
+      toolPrefix: "slowpoke_",
+      timeoutMs: 300,
+    },
+  });
   await db.prisma.policy.create({ data: { tenantId: acme.id, version: 1, document: POLICY } });
   adminKey = (await seedKey(db, acme.id, { agent: "boss", roles: ["admin"] })).key;
   readerKey = await seedKey(db, acme.id, { agent: "scout", roles: ["reader"] });
@@ -433,6 +443,19 @@ describe("aggregation and policy", () => {
     const err = await client.callTool({ name: "down_anything", arguments: {} }).catch((e: unknown) => e);
     expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE" });
     expect(Date.now() - t0).toBeLessThan(4000);
+    await client.close();
+  });
+
+  it("an upstream slower than its timeout gets TIMEOUT, and the session goes on", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const t0 = Date.now();
+    const err = await client
+      .callTool({ name: "slowpoke_slow", arguments: { steps: 100 } })
+      .catch((e: unknown) => e);
+    expect((err as McpError).data).toMatchObject({ code: "TIMEOUT" });
+    expect(Date.now() - t0).toBeLessThan(1500);
+    const r = await client.callTool({ name: "slowpoke_echo", arguments: { text: "still here" } });
+    expect(r.content).toEqual([{ type: "text", text: "alpha:echo:still here" }]);
     await client.close();
   });
 
