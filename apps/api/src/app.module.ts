@@ -1,7 +1,9 @@
 import { type DynamicModule, Module } from "@nestjs/common";
 import { AdminTokensModule } from "./admin-tokens/admin-tokens.module.js";
 import { ApiKeysModule } from "./api-keys/api-keys.module.js";
+import { AuditModule } from "./audit/audit.module.js";
 import { type CoreDeps, coreModule } from "./common/core.module.js";
+import { GatewaysModule } from "./gateways/gateways.module.js";
 import { HealthModule } from "./health/health.module.js";
 import { IdentityProvidersModule } from "./identity-providers/identity-providers.module.js";
 import { PolicyModule } from "./policy/policy.module.js";
@@ -23,6 +25,8 @@ export function appModule(deps: CoreDeps): DynamicModule {
       IdentityProvidersModule,
       PolicyModule,
       AdminTokensModule,
+      AuditModule,
+      GatewaysModule,
     ],
   };
 }
