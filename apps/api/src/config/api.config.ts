@@ -39,6 +39,11 @@ export const ApiEnvSchema = z.object({
     (v) => (v === "" ? undefined : v),
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   ),
+  /** `start:api` applies pending migrations before listening (concurrent starts are serialised by an advisory lock). */
+  DB_MIGRATE_ON_START: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.stringbool({ error: "Must be true or false" }).default(true),
+  ),
 });
 export type ApiEnv = z.infer<typeof ApiEnvSchema>;
 
