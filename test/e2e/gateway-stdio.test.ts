@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALLOW_ALL } from "../support/admin-client.js";
 import { type Agent, connectAgent, errorData, expectThrows, firstText } from "../support/agent.js";
 import { printLogsOnFailure } from "../support/hooks.js";
-import { stdioFixtureCommand } from "../support/processes.js";
+import { stdioFixtureCommand, waitFor } from "../support/processes.js";
 import { Stack } from "../support/stack.js";
 
 printLogsOnFailure();
@@ -60,7 +60,15 @@ describe("stdio upstreams", () => {
   it("run on a node with GATEWAY_ALLOW_STDIO=true, with the upstream's env", async () => {
     const agent = await connectAgent(stack.mcpUrl(T, undefined, 1), { token: key });
     try {
-      const names = (await agent.client.listTools()).tools.map((t) => t.name);
+      // Spawning the two processes takes a moment on a busy machine.
+      const names = await waitFor(
+        "the stdio upstreams' tools",
+        async () => {
+          const n = (await agent.client.listTools()).tools.map((t) => t.name);
+          return n.includes("local_echo") && n.includes("everything_echo") ? n : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
       expect(names).toEqual(expect.arrayContaining(["local_echo", "local_whoami", "everything_echo"]));
       expect(
         firstText(await agent.client.callTool({ name: "local_echo", arguments: { text: "pipe" } })),

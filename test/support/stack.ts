@@ -167,6 +167,9 @@ export class Stack {
       GATEWAY_NODE_ID: `test-${this.runId}-${index}`,
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
       NODE_ENV: "test",
+      // A loaded 2-core CI machine can take seconds to spawn a stdio upstream; the default 3 s
+      // would make that flaky. Dead upstreams still fail fast (connection refused).
+      GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS: "15000",
       ...this.opts.gatewayEnv,
       ...this.opts.perGatewayEnv?.[index],
       ...extra,
