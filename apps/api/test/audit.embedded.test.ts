@@ -1,0 +1,4 @@
+import { auditSuite } from "./audit.suite.js";
+import { startEmbeddedMode } from "./harness.js";
+
+auditSuite("embedded (pglite + in-process jobs)", startEmbeddedMode);

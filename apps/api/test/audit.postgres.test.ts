@@ -1,0 +1,4 @@
+import { auditSuite } from "./audit.suite.js";
+import { startDistributed } from "./harness.js";
+
+auditSuite("postgres + redis", startDistributed);
