@@ -25,6 +25,8 @@ export interface View {
 }
 
 export const PAGE_SIZE = 100;
+/** A name missing from a catalog older than this triggers one refetch before TOOL_NOT_FOUND. */
+const CATALOG_RECHECK_MS = 5000;
 
 /** Upstreams this caller may reach on this endpoint: enabled, and usable under the policy (else never contacted). */
 export function reachableUpstreams(view: View): UpstreamSnapshot[] {
@@ -137,22 +139,28 @@ export async function resolveName(
     .sort((a, b) => b.toolPrefix.length - a.toolPrefix.length);
   let firstError: unknown = null;
   let denied: { denied: UpstreamSnapshot; name: string } | null = null;
-  for (const u of matching) {
-    const name = exposed.slice(u.toolPrefix.length);
-    if (!view.tenant.policy.mayUseUpstream(view.principal, u.name)) {
-      denied ??= { denied: u, name };
-      continue;
+  // Second pass: catalogs older than a few seconds are refetched once, for names added upstream
+  // without a list_changed.
+  for (const pass of [0, 1]) {
+    for (const u of matching) {
+      const name = exposed.slice(u.toolPrefix.length);
+      if (!view.tenant.policy.mayUseUpstream(view.principal, u.name)) {
+        if (pass === 0) denied ??= { denied: u, name };
+        continue;
+      }
+      let catalog: Catalog;
+      try {
+        catalog =
+          pass === 0 ? await upstreams.catalog(u) : await upstreams.refreshIfOlder(u, CATALOG_RECHECK_MS);
+      } catch (err) {
+        firstError ??= err;
+        continue;
+      }
+      if ((kind === "tools" ? catalog.toolNames : catalog.promptNames).has(name))
+        return { upstream: u, name };
     }
-    let catalog: Catalog;
-    try {
-      catalog = await upstreams.catalog(u);
-    } catch (err) {
-      firstError ??= err;
-      continue;
-    }
-    if (catalog[kind].some((t) => t.name === name)) return { upstream: u, name };
+    if (firstError) throw firstError;
   }
-  if (firstError) throw firstError;
   return denied;
 }
 

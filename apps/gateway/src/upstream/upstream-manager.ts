@@ -23,6 +23,9 @@ export interface Catalog {
   capabilities: Json;
   instructions: string | undefined;
   fetchedAt: number;
+  /** Names of `tools` and `prompts`, for lookups on the call path. */
+  toolNames: Set<string>;
+  promptNames: Set<string>;
 }
 
 export type CatalogChangeKind = "tools" | "prompts" | "resources";
@@ -254,6 +257,13 @@ export class UpstreamManager {
     return await e.pending;
   }
 
+  /** Refetches a catalog older than `ms` (a name the caller saw elsewhere may be new upstream). */
+  async refreshIfOlder(u: UpstreamSnapshot, ms: number): Promise<Catalog> {
+    const entry = this.catalogs.get(upstreamKey(u));
+    if (entry?.value && Date.now() - entry.value.fetchedAt > ms) entry.stale = true;
+    return await this.catalog(u);
+  }
+
   /** The cached catalog, if any, without contacting the upstream. */
   cachedCatalog(u: UpstreamSnapshot): Catalog | null {
     return this.catalogs.get(upstreamKey(u))?.value ?? null;
@@ -294,6 +304,8 @@ export class UpstreamManager {
       capabilities: caps,
       instructions: conn.client.getInstructions(),
       fetchedAt: Date.now(),
+      toolNames: new Set(tools.map((t) => String(t.name))),
+      promptNames: new Set(prompts.map((p) => String(p.name))),
     };
   }
 
