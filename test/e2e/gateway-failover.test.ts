@@ -2,9 +2,16 @@
 // Mcp-Session-Id goes on at node 1 without a new initialize. Then an upstream dies.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALLOW_ALL } from "../support/admin-client.js";
-import { connectAgent, errorData, expectThrows, firstText, rawMcp } from "../support/agent.js";
+import {
+  connectAgent,
+  errorData,
+  expectThrows,
+  firstText,
+  rawMcp,
+  roundRobinFetch,
+} from "../support/agent.js";
 import { printLogsOnFailure } from "../support/hooks.js";
-import { type Fixture, startFixture } from "../support/processes.js";
+import { type Fixture, startFixture, waitFor } from "../support/processes.js";
 import { Stack } from "../support/stack.js";
 
 printLogsOnFailure();
@@ -30,6 +37,66 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+});
+
+describe("a session served by both nodes in turn (round-robin load balancer)", () => {
+  it("relays calls, progress, sampling, elicitation and cancellation across nodes", async () => {
+    const hops: string[] = [];
+    const agent = await connectAgent(stack.mcpUrl(T, undefined, 0), {
+      token: key,
+      fetch: roundRobinFetch(
+        stack.gateways.map((g) => g.url),
+        hops,
+      ),
+      onSampling: () => ({ role: "assistant", content: { type: "text", text: "rr-sampled" }, model: "m" }),
+      onElicit: () => ({ action: "accept", content: { answer: "rr-answer" } }),
+    });
+    try {
+      for (let i = 0; i < 4; i++) {
+        expect(
+          firstText(await agent.client.callTool({ name: "alpha_echo", arguments: { text: `rr${i}` } })),
+        ).toBe(`alpha:echo:rr${i}`);
+      }
+      const progress: number[] = [];
+      await agent.client.callTool({ name: "alpha_slow", arguments: { ms: 300, steps: 3 } }, undefined, {
+        onprogress: (p) => progress.push(p.progress),
+      });
+      expect(progress).toEqual([1, 2, 3]);
+      // The server-to-client request comes on the POST stream of one node; the agent's answer is
+      // POSTed to the other one.
+      for (let i = 0; i < 2; i++) {
+        expect(
+          firstText(await agent.client.callTool({ name: "alpha_ask_llm", arguments: { prompt: "q" } })),
+        ).toBe("llm said: rr-sampled");
+        expect(
+          firstText(await agent.client.callTool({ name: "alpha_ask_user", arguments: { message: "q" } })),
+        ).toBe(`user accept: ${JSON.stringify({ answer: "rr-answer" })}`);
+      }
+      // notifications/cancelled lands on the node that is not running the call.
+      const stats = async () =>
+        JSON.parse(firstText(await agent.client.callTool({ name: "alpha_stats", arguments: {} }))) as {
+          cancelled: number;
+        };
+      const before = (await stats()).cancelled;
+      const ac = new AbortController();
+      const call = agent.client.callTool(
+        { name: "alpha_slow", arguments: { ms: 5000, steps: 50 } },
+        undefined,
+        {
+          signal: ac.signal,
+        },
+      );
+      setTimeout(() => ac.abort("rr cancel"), 300);
+      await expect(call).rejects.toThrow();
+      await waitFor("the upstream to see the cancellation", async () => (await stats()).cancelled > before, {
+        timeoutMs: 5000,
+      });
+      const hosts = new Set(hops.filter((h) => h.startsWith("POST")).map((h) => h.split(" ")[1]));
+      expect(hosts.size).toBe(2);
+    } finally {
+      await agent.close();
+    }
+  });
 });
 
 describe("session failover", () => {

@@ -30,6 +30,25 @@ export interface AgentOptions {
   /** Reuse an existing session (no initialize): the failover case. */
   sessionId?: string;
   name?: string;
+  /** Custom fetch (e.g. `roundRobinFetch`), as a load balancer in front of the nodes would be. */
+  fetch?: (url: string | URL, init?: RequestInit) => Promise<Response>;
+}
+
+/**
+ * A fetch that sends each request to the next of `origins` (`http://127.0.0.1:PORT`), keeping
+ * path and query: a round-robin load balancer in front of the gateway nodes. `log` records
+ * which origin served each method.
+ */
+export function roundRobinFetch(origins: string[], log: string[] = []) {
+  let next = 0;
+  return async (url: string | URL, init?: RequestInit): Promise<Response> => {
+    const target = new URL(url.toString());
+    const origin = new URL(origins[next++ % origins.length]!);
+    target.protocol = origin.protocol;
+    target.host = origin.host;
+    log.push(`${init?.method ?? "GET"} ${origin.host}`);
+    return fetch(target, init);
+  };
 }
 
 export interface Agent {
@@ -59,6 +78,7 @@ export async function connectAgent(url: string, opts: AgentOptions = {}): Promis
   const transport = new StreamableHTTPClientTransport(new URL(url), {
     requestInit: { headers: authHeaders(opts) },
     ...(opts.sessionId ? { sessionId: opts.sessionId } : {}),
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
   });
   if (opts.sessionId) transport.setProtocolVersion(LATEST_PROTOCOL_VERSION);
   await client.connect(transport);
