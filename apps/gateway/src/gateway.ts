@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Db } from "@gatehouse/db";
-import { AppError, type Bus, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
+import { AppError, type Bus, ErrorCode, type Principal, type UpstreamSnapshot } from "@gatehouse/shared";
 import { createSealer, type Sealer } from "@gatehouse/shared/node";
 import { type Logger, pino } from "pino";
 import type { Registry } from "prom-client";
@@ -13,6 +13,7 @@ import { sendAppError, sendEmpty, sendJson } from "./http/respond.js";
 import { listSignature, mergedList } from "./mcp/aggregate.js";
 import { Dispatcher } from "./mcp/dispatch.js";
 import { SessionRegistry } from "./mcp/local-session.js";
+import { META_SUBSCRIPTION_ID } from "./mcp/protocol.js";
 import { type Caller, McpEndpoint } from "./mcp/streamable-http.js";
 import { type CoreMetrics, createCoreMetrics } from "./metrics/metrics.js";
 import { type AuditSink, noopAuditSink, noopRateLimiter, type RateLimiter } from "./ports.js";
@@ -91,29 +92,71 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   const jwt = new JwtVerifier();
 
-  /** Tells sessions on this node whose visible tools changed (MCP "List Changed Notification"). */
+  /**
+   * Tells callers on this node whose visible lists changed (MCP "List Changed Notification"): the
+   * GET streams of 2025-era sessions, and the `subscriptions/listen` streams of 2026-07-28 callers.
+   * Tools are compared by the caller's visible list, so a change it cannot see is not announced.
+   */
   const relayListChanged = async (tenant: TenantState, kind: CatalogChangeKind, only?: UpstreamSnapshot) => {
+    type Target = {
+      upstream: string | null;
+      principal: Principal;
+      signature: string | null;
+      setSignature(sig: string): void;
+      send(method: string): void;
+    };
+    const targets: Target[] = [];
     for (const s of sessions.sessions.values()) {
       if (s.record.tenantId !== tenant.id || !s.getStream || s.getStream.isClosed) continue;
-      if (only && s.record.upstream !== null && s.record.upstream !== only.name) continue;
-      const single = s.record.upstream ? (tenant.upstreamsByName.get(s.record.upstream) ?? null) : null;
-      if (s.record.upstream && !single) continue;
+      targets.push({
+        upstream: s.record.upstream,
+        principal: s.principal,
+        signature: s.toolsSignature,
+        setSignature: (sig) => {
+          s.toolsSignature = sig;
+        },
+        send: (method) => s.notify({ jsonrpc: "2.0", method }),
+      });
+    }
+    const flag = {
+      tools: "toolsListChanged",
+      prompts: "promptsListChanged",
+      resources: "resourcesListChanged",
+    } as const;
+    for (const l of sessions.listeners) {
+      if (l.tenantId !== tenant.id || !l.filter[flag[kind]]) continue;
+      targets.push({
+        upstream: l.upstream,
+        principal: l.principal,
+        // 2026-07-28 callers cache by ttl; an unknown baseline means: announce.
+        signature: l.toolsSignature ?? "",
+        setSignature: (sig) => {
+          l.toolsSignature = sig;
+        },
+        send: (method) =>
+          l.stream.send({ jsonrpc: "2.0", method, params: { _meta: { [META_SUBSCRIPTION_ID]: l.id } } }),
+      });
+    }
+    for (const t of targets) {
+      if (only && t.upstream !== null && t.upstream !== only.name) continue;
+      const single = t.upstream ? (tenant.upstreamsByName.get(t.upstream) ?? null) : null;
+      if (t.upstream && !single) continue;
       if (kind !== "tools") {
-        s.notify({ jsonrpc: "2.0", method: `notifications/${kind}/list_changed` });
+        t.send(`notifications/${kind}/list_changed`);
         continue;
       }
-      if (s.toolsSignature === null) continue;
+      if (t.signature === null) continue;
       try {
         const items = await mergedList(
-          { tenant, principal: s.principal, single },
+          { tenant, principal: t.principal, single },
           upstreams,
           "tools",
           logger,
         );
         const sig = listSignature(items);
-        if (sig !== s.toolsSignature) {
-          s.toolsSignature = sig;
-          s.notify({ jsonrpc: "2.0", method: "notifications/tools/list_changed" });
+        if (sig !== t.signature) {
+          t.setSignature(sig);
+          t.send("notifications/tools/list_changed");
         }
       } catch {
         // the single upstream is down: nothing to tell
@@ -122,10 +165,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   };
 
   upstreams.onCatalogChange((u, kind) => {
-    const tenant = [...sessions.sessions.values()]
-      .map((s) => tenants.peek(s.record.tenantId))
-      .find((t) => t?.upstreams.some((x) => x.id === u.id));
-    if (tenant) void relayListChanged(tenant, kind, u);
+    const ids = new Set([...sessions.sessions.values()].map((s) => s.record.tenantId));
+    for (const l of sessions.listeners) ids.add(l.tenantId);
+    for (const id of ids) {
+      const tenant = tenants.peek(id);
+      if (tenant?.upstreams.some((x) => x.id === u.id)) void relayListChanged(tenant, kind, u);
+    }
   });
 
   tenants.onChange((tenantId, next, prev) => {

@@ -333,6 +333,35 @@ describe("list_changed relay", () => {
   });
 });
 
+describe("list_changed for 2026-07-28 callers (subscriptions/listen)", () => {
+  it("delivers tools list_changed on the listen stream", async () => {
+    let changed: () => void = () => {};
+    const seen = new Promise<void>((r) => {
+      changed = r;
+    });
+    const client = new ClientV2(
+      { name: "modern-listener", version: "1" },
+      {
+        versionNegotiation: { mode: { pin: "2026-07-28" } },
+        listChanged: { tools: { autoRefresh: false, onChanged: () => changed() } },
+      },
+    );
+    await client.connect(
+      new TransportV2(new URL(`${node.url}/t/${tenant.slug}/mcp/fx`), {
+        requestInit: { headers: { authorization: `Bearer ${key}` } },
+      }),
+    );
+    await client.listTools();
+    await new Promise((r) => setTimeout(r, 200));
+    fx.addTool("newer_tool");
+    await Promise.race([
+      seen,
+      new Promise((_, rej) => setTimeout(() => rej(new Error("no list_changed")), 5000)),
+    ]);
+    await client.close();
+  });
+});
+
 describe("rate limits (seam)", () => {
   it("RATE_LIMITED with retryAfterMs once the key's bucket is empty", async () => {
     const client = await v1(`${limited.url}/t/${tenant.slug}/mcp`, { authorization: `Bearer ${key}` });

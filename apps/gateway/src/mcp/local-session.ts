@@ -82,6 +82,18 @@ export class LocalSession {
   }
 }
 
+/** A 2026-07-28 `subscriptions/listen` stream: change notifications for one caller's view. */
+export interface ModernListener {
+  id: string | number;
+  tenantId: string;
+  principal: Principal;
+  /** Upstream name of a single-upstream endpoint, null for the aggregate one. */
+  upstream: string | null;
+  filter: { toolsListChanged?: boolean; promptsListChanged?: boolean; resourcesListChanged?: boolean };
+  stream: SseStream;
+  toolsSignature: string | null;
+}
+
 export interface SessionRegistryOptions {
   store: SessionStore;
   upstreams: UpstreamManager;
@@ -94,6 +106,8 @@ export interface SessionRegistryOptions {
 /** This node's sessions, the server-to-client request relay, and upstream session management. */
 export class SessionRegistry {
   readonly sessions = new Map<string, LocalSession>();
+  /** Open 2026-07-28 `subscriptions/listen` streams on this node. */
+  readonly listeners = new Set<ModernListener>();
   private readonly loading = new Map<string, Promise<SessionRecord | null>>();
   private readonly pending = new Map<string, PendingClientRequest>();
   private counter = 0;
@@ -428,6 +442,16 @@ export class SessionRegistry {
     clearInterval(this.sweeper);
     await this.unsubscribeNode?.().catch(() => {});
     await this.unsubscribeAll?.().catch(() => {});
+    // Listeners get the empty listen response (a graceful end) so they re-listen elsewhere.
+    for (const l of this.listeners) {
+      l.stream.send({
+        jsonrpc: "2.0",
+        id: l.id,
+        result: { _meta: { "io.modelcontextprotocol/subscriptionId": l.id } },
+      });
+      l.stream.close();
+    }
+    this.listeners.clear();
     // Sessions live on in the store: another node resumes them. Only this node's state goes.
     await Promise.allSettled([...this.sessions.values()].map((s) => this.dropLocal(s, false)));
   }

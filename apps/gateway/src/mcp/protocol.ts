@@ -10,6 +10,7 @@ export const META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilit
 export const META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo";
 export const META_SERVER_INFO = "io.modelcontextprotocol/serverInfo";
 export const META_LOG_LEVEL = "io.modelcontextprotocol/logLevel";
+export const META_SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId";
 
 /** 2026-07-28 error codes ("Error Codes" in basic/index, "Server Validation" in the HTTP transport). */
 export const HEADER_MISMATCH = -32020;

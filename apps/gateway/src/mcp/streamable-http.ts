@@ -24,6 +24,7 @@ import {
   META_CLIENT_CAPABILITIES,
   META_PROTOCOL_VERSION,
   META_SERVER_INFO,
+  META_SUBSCRIPTION_ID,
   MODERN_VERSIONS,
   UNSUPPORTED_PROTOCOL_VERSION,
 } from "./protocol.js";
@@ -534,7 +535,8 @@ export class McpEndpoint {
       );
       return;
     }
-    if (c.method === "subscriptions/listen" || c.method === "ping" || c.method === "logging/setLevel") {
+    if (c.method === "subscriptions/listen") return this.listen(req, res, caller, c.id, params);
+    if (c.method === "ping" || c.method === "logging/setLevel") {
       sendJson(
         res,
         404,
@@ -548,6 +550,51 @@ export class McpEndpoint {
       return;
     }
     await this.serve(req, res, caller, null, c, acceptsSse, true);
+  }
+
+  /**
+   * 2026-07-28 `subscriptions/listen`: a long-lived SSE response carrying the list_changed
+   * notifications the caller opted in to, tagged with the subscription id (the request id).
+   * Resource subscriptions are not honoured (the acknowledgement says so).
+   */
+  private listen(
+    req: IncomingMessage,
+    res: ServerResponse,
+    caller: Caller,
+    id: string | number,
+    params: Json,
+  ): void {
+    if (!acceptsOf(req).sse) {
+      sendAppError(
+        res,
+        new AppError(ErrorCode.INVALID_REQUEST, "subscriptions/listen needs Accept: text/event-stream."),
+        id,
+        caller.headers,
+        406,
+      );
+      return;
+    }
+    const wanted = isObject(params.notifications) ? params.notifications : {};
+    const filter: Record<string, boolean> = {};
+    for (const k of ["toolsListChanged", "promptsListChanged", "resourcesListChanged"])
+      if (wanted[k] === true) filter[k] = true;
+    const stream = new SseStream(res, caller.headers);
+    const listener = {
+      id,
+      tenantId: caller.tenant.id,
+      principal: caller.principal,
+      upstream: caller.single?.name ?? null,
+      filter,
+      stream,
+      toolsSignature: null as string | null,
+    };
+    stream.send({
+      jsonrpc: "2.0",
+      method: "notifications/subscriptions/acknowledged",
+      params: { notifications: filter, _meta: { [META_SUBSCRIPTION_ID]: id } },
+    });
+    this.deps.sessions.listeners.add(listener);
+    stream.onClose(() => this.deps.sessions.listeners.delete(listener));
   }
 
   /** GET: the session's stream for server-initiated messages (Streamable HTTP, "Listening for Messages from the Server"). */
