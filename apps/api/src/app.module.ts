@@ -6,6 +6,7 @@ import { type CoreDeps, coreModule } from "./common/core.module.js";
 import { GatewaysModule } from "./gateways/gateways.module.js";
 import { HealthModule } from "./health/health.module.js";
 import { IdentityProvidersModule } from "./identity-providers/identity-providers.module.js";
+import { UpstreamOAuthModule } from "./oauth/upstream-oauth.module.js";
 import { PolicyModule } from "./policy/policy.module.js";
 import { TenantsModule } from "./tenants/tenants.module.js";
 import { UpstreamsModule } from "./upstreams/upstreams.module.js";
@@ -27,6 +28,7 @@ export function appModule(deps: CoreDeps): DynamicModule {
       AdminTokensModule,
       AuditModule,
       GatewaysModule,
+      UpstreamOAuthModule,
     ],
   };
 }

@@ -1,5 +1,6 @@
 import { parseSecretsKey } from "@gatehouse/shared/node";
 import { z } from "zod";
+import { OAuthEnvSchema } from "../oauth/oauth.config.js";
 
 // Unset and empty mean the same thing for every variable.
 const optional = <T extends z.ZodType>(schema: T) =>
@@ -44,6 +45,7 @@ export const ApiEnvSchema = z.object({
     (v) => (v === "" ? undefined : v),
     z.stringbool({ error: "Must be true or false" }).default(true),
   ),
+  ...OAuthEnvSchema.shape,
 });
 export type ApiEnv = z.infer<typeof ApiEnvSchema>;
 

@@ -4,6 +4,7 @@ import {
   type DiscoveredTool,
   ErrorCode,
   type FieldError,
+  isOAuthAuthMode,
   type Page,
   type PaginationQuery,
   SECRET_MASK,
@@ -21,6 +22,7 @@ import { ConfigVersionService } from "../common/config-version.service.js";
 import { iso, pageArgs, toPage } from "../common/pagination.js";
 import { TenantAccessService } from "../common/tenant-access.service.js";
 import { PRISMA, SEALER } from "../common/tokens.js";
+import { oauthAuthFromRow, oauthColumns } from "../oauth/upstream-auth.js";
 
 /** An upstream with its secrets unsealed: only ever in memory, never in a response or a log. */
 interface PlainUpstream {
@@ -69,8 +71,13 @@ export class UpstreamsService {
       timeoutMs: body.timeoutMs ?? null,
     };
     rejectMaskedSecrets(plain);
-    const row = await this.versions.write(tenant.id, (tx) =>
-      tx.upstream.create({ data: { tenantId: tenant.id, ...this.toColumns(plain) } }),
+    const row = await this.versions.write(tenant.id, async (tx) =>
+      tx.upstream.create({
+        data: {
+          tenantId: tenant.id,
+          ...this.toColumns(plain, await oauthColumns(tx, tenant.id, plain.auth, plain.url)),
+        },
+      }),
     );
     return this.view(row);
   }
@@ -107,7 +114,8 @@ export class UpstreamsService {
       });
       if (!existing) throw notFound(name);
       const merged = this.merge(this.unseal(existing), patch);
-      return tx.upstream.update({ where: { id: existing.id }, data: this.toColumns(merged) });
+      const oauth = await oauthColumns(tx, tenant.id, merged.auth, merged.url, existing);
+      return tx.upstream.update({ where: { id: existing.id }, data: this.toColumns(merged, oauth) });
     });
     return this.view(row);
   }
@@ -160,7 +168,8 @@ export class UpstreamsService {
     return next;
   }
 
-  private toColumns(u: PlainUpstream) {
+  /** `oauth`: the OAuth modes' columns (`oauthColumns`), null for the others. */
+  private toColumns(u: PlainUpstream, oauth: Awaited<ReturnType<typeof oauthColumns>>) {
     const { mode } = u.auth;
     const authSecret =
       u.auth.mode === "bearer" ? u.auth.token : u.auth.mode === "header" ? u.auth.value : null;
@@ -175,7 +184,8 @@ export class UpstreamsService {
       toolPrefix: u.toolPrefix,
       headersSealed: Object.keys(u.headers).length > 0 ? this.sealer.sealJson(u.headers) : null,
       authMode: mode,
-      authConfig: u.auth.mode === "header" ? { headerName: u.auth.headerName } : {},
+      authConfig: u.auth.mode === "header" ? { headerName: u.auth.headerName } : (oauth?.authConfig ?? {}),
+      oauthClientId: oauth?.oauthClientId ?? null,
       authSecretSealed: authSecret ? this.sealer.seal(authSecret) : null,
       enabled: u.enabled,
       timeoutMs: u.timeoutMs,
@@ -189,6 +199,7 @@ export class UpstreamsService {
     if (row.authMode === "bearer") auth = { mode: "bearer", token: secret };
     else if (row.authMode === "header")
       auth = { mode: "header", headerName: config.headerName ?? "", value: secret };
+    else if (isOAuthAuthMode(row.authMode)) auth = oauthAuthFromRow(row);
     else auth = { mode: "none" };
     return {
       name: row.name,
@@ -216,7 +227,9 @@ export class UpstreamsService {
         ? { mode: "bearer", token: SECRET_MASK }
         : plain.auth.mode === "header"
           ? { mode: "header", headerName: plain.auth.headerName, value: SECRET_MASK }
-          : { mode: row.authMode };
+          : isOAuthAuthMode(plain.auth.mode)
+            ? plain.auth
+            : { mode: row.authMode };
     return {
       id: row.id,
       name: row.name,

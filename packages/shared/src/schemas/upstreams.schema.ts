@@ -1,5 +1,10 @@
 import { z } from "zod";
 import type { FieldError } from "./common.schema.js";
+import {
+  UpstreamAuthMcpOAuthSchema,
+  UpstreamAuthOAuthAuthorizationCodeSchema,
+  UpstreamAuthOAuthClientCredentialsSchema,
+} from "./upstream-oauth.schema.js";
 
 export const UPSTREAM_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -29,7 +34,8 @@ const EnvNameSchema = z
 /**
  * How the gateway authenticates to the upstream, discriminated by `mode`. Secrets (`token`,
  * `value`) are sealed at rest and masked in responses. The OAuth modes (`oauth-client-credentials`,
- * `oauth-authorization-code`, `mcp-oauth`) join this union with their issue.
+ * `oauth-authorization-code`, `mcp-oauth`, see upstream-oauth.schema.ts) carry no secret: their
+ * tokens live in `UpstreamCredential`s.
  */
 export const UpstreamAuthNoneSchema = z.strictObject({ mode: z.literal("none") });
 export const UpstreamAuthBearerSchema = z.strictObject({
@@ -47,6 +53,9 @@ export const UpstreamAuthSchema = z.discriminatedUnion("mode", [
   UpstreamAuthNoneSchema,
   UpstreamAuthBearerSchema,
   UpstreamAuthHeaderSchema,
+  UpstreamAuthOAuthClientCredentialsSchema,
+  UpstreamAuthOAuthAuthorizationCodeSchema,
+  UpstreamAuthMcpOAuthSchema,
 ]);
 export type UpstreamAuth = z.infer<typeof UpstreamAuthSchema>;
 export type UpstreamAuthMode = UpstreamAuth["mode"];
@@ -160,6 +169,12 @@ export const UpstreamViewSchema = z.object({
     token: z.string().optional(),
     headerName: z.string().optional(),
     value: z.string().optional(),
+    /** OAuth modes: the OAuth client's id. */
+    oauthClient: z.string().optional(),
+    scopes: z.array(z.string()).optional(),
+    resource: z.string().optional(),
+    perUser: z.boolean().optional(),
+    grant: z.enum(["authorization_code", "client_credentials"]).optional(),
   }),
   enabled: z.boolean(),
   timeoutMs: z.number().int().nullable(),
