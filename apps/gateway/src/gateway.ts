@@ -53,6 +53,13 @@ export interface Gateway {
 const MCP_PATH = /^\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
 const PRM_PATH = /^\/\.well-known\/oauth-protected-resource\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
 
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const HTTP_METHODS = new Set(["GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"]);
+
+function metricHttpMethod(m: string | undefined): string {
+  return m && HTTP_METHODS.has(m) ? m : "other";
+}
+
 function safeDecode(s: string): string | null {
   try {
     return decodeURIComponent(s);
@@ -333,13 +340,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   };
 
   const server = createServer((req, res) => {
-    const requestId =
-      typeof req.headers["x-request-id"] === "string" && req.headers["x-request-id"].length <= 128
-        ? req.headers["x-request-id"]
-        : randomUUID();
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader("x-request-id", requestId);
     res.on("finish", () =>
-      metrics.httpRequests.inc({ method: req.method ?? "", status: String(res.statusCode) }),
+      metrics.httpRequests.inc({ method: metricHttpMethod(req.method), status: String(res.statusCode) }),
     );
     if (closing) {
       sendAppError(

@@ -24,6 +24,8 @@ async function main(): Promise<void> {
     logger.warn("REDIS_URL is unset: in-process bus and in-memory sessions (one node only)");
     bus = new InProcessBus();
   }
+  // Last line of defence: a stray rejection is logged, never allowed to take the node down.
+  process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const gateway = await createGateway({ config, db, bus, logger, ...(sessions ? { sessions } : {}) });
   await gateway.listen();
   let stopping = false;

@@ -234,7 +234,9 @@ export class SessionRegistry {
       onClose: () => {
         const cur = session.conns.get(u.id);
         if (cur)
-          void cur.then((c) => c.isClosed && session.conns.get(u.id) === cur && session.conns.delete(u.id));
+          void cur
+            .then((c) => c.isClosed && session.conns.get(u.id) === cur && session.conns.delete(u.id))
+            .catch(() => {});
       },
     };
     const resume = session.record.upstreams[u.id];

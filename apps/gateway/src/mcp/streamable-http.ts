@@ -645,8 +645,26 @@ export class McpEndpoint {
   }
 }
 
+const KNOWN_METHODS = new Set([
+  "initialize",
+  "ping",
+  "tools/list",
+  "tools/call",
+  "prompts/list",
+  "prompts/get",
+  "resources/list",
+  "resources/read",
+  "resources/templates/list",
+  "resources/subscribe",
+  "resources/unsubscribe",
+  "completion/complete",
+  "logging/setLevel",
+  "server/discover",
+]);
+
+/** Bounded label values: a client cannot mint metric series with made-up method names. */
 function metricMethod(m: string): string {
-  return /^[a-z/]{1,40}$/.test(m) ? m : "other";
+  return KNOWN_METHODS.has(m) ? m : "other";
 }
 
 const CACHEABLE = new Set([
