@@ -511,34 +511,101 @@ async function sectionIdleMemory(report) {
     const target = new McpTarget({
       url: `${gw.url}/t/bench-idle/mcp`,
       headers: { authorization: `Bearer ${key}` },
+      tool: "bench_echo",
       maxSockets: 16,
     });
-    // Warm the node (tenant snapshot, code paths), then measure RSS before and after opening n sessions.
-    await openSessions(target, 50);
-    await sleep(1000);
-    const before = rssBytes(gw.proc.child.pid);
+    // Warm the node (tenant snapshot, code paths, heap growth), then open two batches of n/2 sessions
+    // and take the slope: garbage from opening sessions then weighs the same in both samples.
+    const half = Math.max(1, Math.floor(n / 2));
+    const openBatch = async (count) => {
+      let opened = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (opened < count) {
+            opened++;
+            await openSession(target);
+          }
+        }),
+      );
+    };
+    const sample = async () => {
+      await sleep(3000);
+      const text = await fetch(`${gw.url}/metrics`)
+        .then((r) => r.text())
+        .catch(() => "");
+      const heap = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(text);
+      return { rss: rssBytes(gw.proc.child.pid), heapUsed: heap ? Number(heap[1]) : Number.NaN };
+    };
+    await openBatch(Math.min(1000, half));
+    const s0 = await sample();
     const t0 = performance.now();
-    let opened = 0;
-    const workers = Array.from({ length: 16 }, async () => {
-      while (opened < n) {
-        opened++;
-        await openSession(target);
-      }
-    });
-    await Promise.all(workers);
+    await openBatch(half);
+    const s1 = await sample();
+    await openBatch(half);
     const openMs = performance.now() - t0;
-    await sleep(2000);
-    const after = rssBytes(gw.proc.child.pid);
+    const s2 = await sample();
+    // Sessions that made one tools/call hold an upstream session as well: a smaller third batch.
+    const active = Math.min(1000, half);
+    let made = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (made < active) {
+          made++;
+          const session = await openSession(target);
+          const r = await callTool(target, session);
+          if (r !== true) throw r;
+        }
+      }),
+    );
+    const s3 = await sample();
     target.close();
-    report.memory = { sessions: n, before, after, perSessionBytes: (after - before) / n, openMs };
+    // In distributed mode sessions live in Redis: the size of this run's keys there, sampled.
+    const redisPerSession = await redisBytesPerKey(
+      stack.common.REDIS_KEY_PREFIX,
+      2 * half + Math.min(1000, half),
+    );
+    report.memory = {
+      sessions: 2 * half,
+      samples: [s0, s1, s2, s3],
+      active,
+      activeRssPerSession: (s3.rss - s2.rss) / active,
+      activeHeapPerSession: (s3.heapUsed - s2.heapUsed) / active,
+      rssPerSession: (s2.rss - s0.rss) / (2 * half),
+      heapPerSession: (s2.heapUsed - s0.heapUsed) / (2 * half),
+      redisPerSession,
+      openMs,
+    };
     process.stdout.write(
-      `memory: ${n} idle sessions, RSS ${mb(before)} → ${mb(after)} MB, ${kb((after - before) / n)} KB/session\n`,
+      `memory: ${2 * half} idle sessions, RSS ${mb(s0.rss)} → ${mb(s1.rss)} → ${mb(s2.rss)} MB (${kb(report.memory.rssPerSession)} KB/session), heap used ${kb(report.memory.heapPerSession)} KB/session, Redis ${kb(redisPerSession.bytesPerSession)} KB/session\n`,
     );
   } catch (err) {
     report.memory = { skipped: err.message };
   } finally {
     await stop(fixture);
     await stack.stop();
+  }
+}
+
+/** Keys under `prefix` in Redis and their sampled MEMORY USAGE, per session opened. */
+async function redisBytesPerKey(prefix, sessions) {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = "0";
+    const keys = [];
+    do {
+      const [next, batch] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== "0");
+    const step = Math.max(1, Math.floor(keys.length / 200));
+    const sample = keys.filter((_, i) => i % step === 0).slice(0, 200);
+    let bytes = 0;
+    for (const k of sample) bytes += Number((await redis.memory("USAGE", k)) ?? 0);
+    const total = sample.length ? (bytes / sample.length) * keys.length : 0;
+    return { keys: keys.length, totalBytes: total, bytesPerSession: total / sessions };
+  } finally {
+    redis.disconnect();
   }
 }
 
@@ -764,12 +831,22 @@ function markdown(report) {
     else if (r.skipped) s.push(`Skipped: ${r.skipped.split("\n")[0]}`, "");
     else s.push(fmt(r), "");
   };
-  section(
-    "2. Gateway memory per idle session",
-    report.memory,
-    (r) =>
-      `${r.sessions} sessions opened (initialize + initialized) and left idle: gateway RSS ${mb(r.before)} → ${mb(r.after)} MB = **${kb(r.perSessionBytes)} KB per idle session** (target ≤ 10 KB). Opening them took ${(r.openMs / 1000).toFixed(1)} s.`,
-  );
+  section("2. Gateway memory per idle session", report.memory, (r) => {
+    const [s0, s1, s2] = r.samples;
+    return [
+      `${r.sessions} sessions opened (initialize + notifications/initialized) in two equal batches after a warm-up batch, and left idle; the node is sampled 3 s after each batch:`,
+      "",
+      "| | before | after batch 1 | after batch 2 | per session |",
+      "|---|---:|---:|---:|---:|",
+      `| gateway RSS | ${mb(s0.rss)} MB | ${mb(s1.rss)} MB | ${mb(s2.rss)} MB | **${kb(r.rssPerSession)} KB** |`,
+      `| gateway V8 heap used | ${mb(s0.heapUsed)} MB | ${mb(s1.heapUsed)} MB | ${mb(s2.heapUsed)} MB | ${kb(r.heapPerSession)} KB |`,
+      `| Redis (this run's ${r.redisPerSession.keys} keys, MEMORY USAGE sampled) | | | ${mb(r.redisPerSession.totalBytes)} MB | ${kb(r.redisPerSession.bytesPerSession)} KB |`,
+      "",
+      `Then ${r.active} more sessions that each made one tools/call (so each also holds an upstream session on the node) and went idle: RSS ${mb(s2.rss)} → ${mb(r.samples[3].rss)} MB = **${kb(r.activeRssPerSession)} KB** per session, heap ${kb(r.activeHeapPerSession)} KB.`,
+      "",
+      `Target ≤ 10 KB per idle session on the node. RSS and heap include garbage not yet collected, so a sample can read lower than the one before; the slope over both batches is the figure. Opening them took ${(r.openMs / 1000).toFixed(1)} s.`,
+    ].join("\n");
+  });
   section(
     "3. API write → applied on every node",
     report.propagation,
