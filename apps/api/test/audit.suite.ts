@@ -244,6 +244,30 @@ export function auditSuite(mode: string, start: () => Promise<Harness>): void {
         ]);
       });
 
+      test("events the OAuth workers write (`details.event`) show and filter as actions too", async () => {
+        const t = await createTenant();
+        await h.prisma.auditEvent.create({
+          data: {
+            tenantId: t.id,
+            kind: "admin",
+            actor: "worker",
+            upstream: "crm",
+            outcome: "needs_reconnect",
+            details: { event: "upstream_credential.needs_reconnect" },
+          },
+        });
+        const res = await h.request(
+          "GET",
+          `/v1/tenants/${t.slug}/audit?action=upstream_credential.needs_reconnect`,
+        );
+        expect(res.status).toBe(200);
+        expect(res.body.items).toHaveLength(1);
+        expect(res.body.items[0]).toMatchObject({
+          action: "upstream_credential.needs_reconnect",
+          actor: "worker",
+        });
+      });
+
       test("deleting a tenant takes its audit with it (events cascade), and the delete does not fail", async () => {
         const t = await createTenant();
         expect(await h.prisma.auditEvent.count({ where: { tenantId: t.id } })).toBe(1);

@@ -25,7 +25,11 @@ export class AuditService {
       const { at, id } = decodeCursor(q.cursor);
       and.push({ OR: [{ at: { lt: at } }, { at, id: { lt: id } }] });
     }
-    if (q.action) and.push({ details: { path: ["action"], equals: q.action } });
+    if (q.action) {
+      and.push({
+        OR: ACTION_KEYS.map((key) => ({ details: { path: [key], equals: q.action } })),
+      });
+    }
     const rows = await this.prisma.auditEvent.findMany({
       where: {
         tenantId: tenant.id,
@@ -49,6 +53,9 @@ export class AuditService {
   }
 }
 
+// Events the API records name their action `action`; those the OAuth workers record, `event`.
+const ACTION_KEYS = ["action", "event"] as const;
+
 function encodeCursor(row: AuditEvent): string {
   return `${row.at.getTime()}.${row.id}`;
 }
@@ -69,7 +76,7 @@ function view(e: AuditEvent): AuditEventView {
     at: iso(e.at),
     kind: e.kind,
     actor: e.actor,
-    action: e.kind === "admin" && typeof details.action === "string" ? details.action : null,
+    action: e.kind === "admin" ? actionOf(details) : null,
     agent: e.agent,
     upstream: e.upstream,
     tool: e.tool,
@@ -80,4 +87,12 @@ function view(e: AuditEvent): AuditEventView {
     requestId: e.requestId,
     details,
   };
+}
+
+function actionOf(details: Record<string, unknown>): string | null {
+  for (const key of ACTION_KEYS) {
+    const value = details[key];
+    if (typeof value === "string") return value;
+  }
+  return null;
 }
