@@ -50,7 +50,7 @@ export async function createWorker(config: ApiConfig, deps: WorkerDeps = {}): Pr
       "Invalid environment:\n  REDIS_URL: Required for the worker (without Redis, `npm start` runs the jobs in-process)",
     );
   }
-  const logger = (deps.logger ?? createLogger(config.LOG_LEVEL)).child({ service: "gatehouse-worker" });
+  const logger = (deps.logger ?? createLogger(config.LOG_LEVEL)).child({ role: "worker" });
   const owned: Array<() => Promise<void>> = [];
   try {
     const db = deps.db ?? (await createDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR }));
