@@ -109,12 +109,12 @@ describe("upstream OAuth across processes", () => {
     });
     expect(upstream.status).toBe(201);
     const ref = {
-      id: upstream.body.id as string,
+      id: String(upstream.body.id),
       name: "protected",
       authMode: "oauth-client-credentials",
       authConfig: {},
     };
-    const tenantId = tenant.body.id as string;
+    const tenantId = String(tenant.body.id);
 
     const agent = new Client({ name: "agent", version: "1" });
     await agent.connect(
