@@ -25,8 +25,11 @@ import { describeOAuthError, type OAuthFailure } from "./oauth-errors.js";
 import type { OAuthServers } from "./oauth-servers.js";
 import { refreshAt } from "./refresh-schedule.js";
 
-/** One worker owns a credential's refresh for at most this long (longer than a job's timeout). */
-const LEASE_MS = 60_000;
+/**
+ * One worker owns a credential's refresh for at most this long: a try's timeout plus a margin. A
+ * worker that dies mid-refresh blocks that credential for this long at most.
+ */
+const LEASE_MS = CredentialRefreshJob.timeoutMs + 5_000;
 /** On-demand refreshes of one stale token are merged within this window. */
 const ON_DEMAND_BUCKET_MS = 30_000;
 /** Token request parameters taken from an OAuth client's `extraParams` (the rest are for the authorization request). */
@@ -249,10 +252,18 @@ export class CredentialsService {
     return this.enqueueNow(cred);
   }
 
-  /** Enqueues an immediate refresh of the credential's current generation (deduplicated). */
-  async enqueueNow(cred: Pick<UpstreamCredential, "id" | "generation">): Promise<{ jobId: string }> {
-    const bucket = Math.floor(Date.now() / ON_DEMAND_BUCKET_MS);
-    const jobId = `now.${cred.id}.${cred.generation}.${bucket}`;
+  /**
+   * Enqueues an immediate refresh of the credential's current generation. Requests for the same
+   * stale token within 30 s make one job; `fresh` (an admin's request, a retry after a fix) always
+   * makes a new one.
+   */
+  async enqueueNow(
+    cred: Pick<UpstreamCredential, "id" | "generation">,
+    opts: { fresh?: boolean } = {},
+  ): Promise<{ jobId: string }> {
+    const jobId = opts.fresh
+      ? `retry.${cred.id}.${cred.generation}.${Date.now()}`
+      : `now.${cred.id}.${cred.generation}.${Math.floor(Date.now() / ON_DEMAND_BUCKET_MS)}`;
     await this.jobs.enqueue(
       CredentialRefreshJob,
       { credentialId: cred.id, generation: cred.generation },
@@ -301,7 +312,7 @@ export class CredentialsService {
         data: { status: row.accessTokenSealed ? "active" : "error", refreshLeaseUntil: null },
       });
       // Only a credential that can be refreshed without a person comes back by itself.
-      if (row.refreshTokenSealed || !row.accessTokenSealed) await this.enqueueNow(reset);
+      if (row.refreshTokenSealed || !row.accessTokenSealed) await this.enqueueNow(reset, { fresh: true });
     }
     return rows.length;
   }

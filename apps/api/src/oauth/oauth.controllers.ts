@@ -84,7 +84,7 @@ export class UpstreamOAuthController {
     status: 202,
     description: "`{credentialId, jobId}`: the queued job (see GET …/credentials)",
   })
-  @ProblemResponses(400, 401, 403, 404, 422)
+  @ProblemResponses(400, 403, 404, 422)
   refresh(
     @CallerParam() caller: Caller,
     @Param("tenant") tenant: string,

@@ -584,6 +584,45 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
     expect((await w.whoami(upstream, "key:dave-key")).sub).toBe("dave");
   }, 40_000);
 
+  it("explains a refused client secret and recovers when an admin fixes the OAuth client", async () => {
+    const client = await w.createOAuthClient({
+      name: "cc-bad",
+      clientId: "cc-client",
+      clientSecret: "wrong",
+    });
+    const upstream = await w.upstream({
+      name: "cc-bad-upstream",
+      authMode: "oauth-client-credentials",
+      authConfig: { resource: w.up.resource },
+      oauthClientId: client.body.id,
+    });
+    const error = (await w.tokens.token(w.tenant.id, upstream, "key:agent-1").catch((e: unknown) => e)) as {
+      code: string;
+      message: string;
+    };
+    expect(error.code).toBe("UPSTREAM_AUTH_REQUIRED");
+    expect(error.message).toMatch(/refused the platform's OAuth client credentials \(invalid_client/);
+    expect(error.message).toMatch(/An admin must fix the upstream's OAuth client/);
+    const view = (
+      await w.request("GET", `/v1/tenants/${w.tenant.slug}/upstreams/cc-bad-upstream/credentials`)
+    ).body.items[0];
+    expect(view).toMatchObject({ status: "needs_reconnect", connectUrl: null });
+    expect(view.lastRefreshError).toMatch(/^invalid_client/);
+
+    const fixed = await w.request("PATCH", `/v1/tenants/${w.tenant.slug}/oauth-clients/cc-bad`, {
+      clientSecret: "cc-secret",
+    });
+    expect(fixed.status).toBe(200);
+    await until(
+      async () =>
+        (await w.prisma.upstreamCredential.findFirst({ where: { upstreamId: upstream.id } }))?.status ===
+        "active",
+      10_000,
+      "the credential to recover",
+    );
+    expect((await w.whoami(upstream, "key:agent-1")).client_id).toBe("cc-client");
+  }, 30_000);
+
   it("mcp-oauth: discovers the authorization server from the upstream's 401 and registers dynamically", async () => {
     const upstream = await w.upstream({ name: "mcp-dcr", authMode: "mcp-oauth", authConfig: {} });
     const registrations = w.as.stats.registrations;

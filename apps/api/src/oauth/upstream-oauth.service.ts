@@ -86,15 +86,17 @@ export class UpstreamOAuthService {
       );
     }
     if (cred.status === "needs_reconnect" && grant === "authorization_code") {
+      // 422, not 401: the admin's own token is fine, the upstream account is not.
       throw new AppError(
-        ErrorCode.UPSTREAM_AUTH_REQUIRED,
-        `The credential needs to be reconnected (${cred.lastRefreshError ?? "refresh refused"}): POST …/connect`,
+        ErrorCode.UNPROCESSABLE,
+        `The credential needs to be reconnected (${cred.lastRefreshError ?? "refresh refused"}): a person must connect the account again (POST …/connect, or the connectUrl)`,
         { connectUrl: this.credentials.connectUrl(cred) },
       );
     }
-    if (cred.status === "needs_reconnect")
-      await this.credentials.retryNeedsReconnect({ upstreamIds: [upstream.id] });
-    const { jobId } = await this.credentials.enqueueNow(cred);
+    if (cred.status === "needs_reconnect") {
+      await this.prisma.upstreamCredential.update({ where: { id: cred.id }, data: { status: "error" } });
+    }
+    const { jobId } = await this.credentials.enqueueNow(cred, { fresh: true });
     return { credentialId: cred.id, jobId };
   }
 
