@@ -16,6 +16,8 @@ export interface Fixture {
   echoSessions: string[];
   /** Authorization headers the upstream received (the agent's must never appear). */
   authHeaders: string[];
+  /** Forgets every upstream session, as a restarted server would. */
+  forgetSessions(): void;
   /** Adds a tool and announces notifications/tools/list_changed on every session. */
   addTool(name: string): void;
   close(): Promise<void>;
@@ -145,6 +147,9 @@ export async function startFixture(name: string): Promise<Fixture> {
     sessionsSeen,
     echoSessions,
     authHeaders,
+    forgetSessions() {
+      transports.clear();
+    },
     addTool(tool: string) {
       extraTools.push(tool);
       for (const s of servers) {

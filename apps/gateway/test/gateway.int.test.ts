@@ -371,6 +371,76 @@ describe("garbage in, JSON-RPC errors out", () => {
     expect((await fetch(`${nodeA.url}/healthz`)).status).toBe(200);
   });
 
+  it("survives well-formed JSON-RPC with garbage params on every method", async () => {
+    const hdrs = await rawSession(nodeA, adminKey);
+    const methods = [
+      "tools/list",
+      "tools/call",
+      "prompts/list",
+      "prompts/get",
+      "resources/list",
+      "resources/read",
+      "resources/templates/list",
+      "resources/subscribe",
+      "resources/unsubscribe",
+      "completion/complete",
+      "logging/setLevel",
+      "ping",
+      "server/discover",
+      "initialize",
+      "nonsense/method",
+    ];
+    const values: unknown[] = [
+      null,
+      0,
+      -1,
+      1e309,
+      "",
+      "x".repeat(300),
+      [],
+      [1, "a"],
+      {},
+      { a: { b: [null] } },
+      true,
+    ];
+    let i = 100;
+    for (const method of methods) {
+      for (const v of values) {
+        const params = {
+          name: v,
+          uri: v,
+          cursor: v,
+          arguments: v,
+          ref: v,
+          level: v,
+          _meta: v === null ? undefined : { progressToken: v },
+        };
+        const res = await post(
+          nodeA,
+          `/t/${acme.slug}/mcp`,
+          JSON.stringify({ jsonrpc: "2.0", id: i++, method, params }),
+          hdrs,
+        );
+        expect(res.status, `${method} ${JSON.stringify(v)}`).toBeLessThan(500);
+        const text = await res.text();
+        const payload = text.startsWith("{")
+          ? text
+          : (text
+              .split("\n")
+              .find((l) => l.startsWith("data:"))
+              ?.slice(5) ?? "{}");
+        const msg = JSON.parse(payload) as {
+          jsonrpc?: string;
+          result?: unknown;
+          error?: { data?: { code?: string } };
+        };
+        expect(msg.jsonrpc).toBe("2.0");
+        if (msg.error && method !== "nonsense/method") expect(typeof msg.error.data?.code).toBe("string");
+      }
+    }
+    expect((await fetch(`${nodeA.url}/healthz`)).status).toBe(200);
+  });
+
   it("400 for an unsupported MCP-Protocol-Version", async () => {
     const init = await post(nodeA, path(), INIT, headers(adminKey));
     const sid = init.headers.get("mcp-session-id")!;
@@ -622,6 +692,26 @@ describe("sessions across nodes", () => {
     // nodeB went on with the upstream session nodeA opened for this agent session
     expect(alpha.echoSessions.at(-1)).toBe(upstreamSession);
     await c2.close();
+    await client.close();
+  });
+
+  it("when the upstream forgets its session (restart), the next call opens a new one transparently", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    await client.callTool({ name: "beta_echo", arguments: { text: "before" } });
+    beta.forgetSessions();
+    const r = await client.callTool({ name: "beta_echo", arguments: { text: "after" } });
+    expect(r.content).toEqual([{ type: "text", text: "beta:echo:after" }]);
+    // the node's catalog connection reconnects too
+    beta.addTool("after_restart");
+    const { client: fresh } = await connect(nodeB, adminKey);
+    const until = Date.now() + 3000;
+    for (;;) {
+      const names = (await fresh.listTools()).tools.map((t) => t.name);
+      if (names.includes("beta_after_restart")) break;
+      expect(Date.now()).toBeLessThan(until);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await fresh.close();
     await client.close();
   });
 

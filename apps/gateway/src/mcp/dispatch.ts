@@ -43,6 +43,9 @@ export interface RequestContext {
   send(message: unknown): boolean;
 }
 
+/** RFC 5424 severities (MCP "Logging"). */
+const LOG_LEVELS = new Set(["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]);
+
 const LIST_METHODS: Record<string, { kind: ListKind; field: string }> = {
   "tools/list": { kind: "tools", field: "tools" },
   "prompts/list": { kind: "prompts", field: "prompts" },
@@ -136,8 +139,7 @@ export class Dispatcher {
     this.deps.upstreams.assertReachable(u);
     try {
       if (ctx.session) return await this.deps.sessions.withConnection(ctx.session, u, fn);
-      const conn = await this.deps.upstreams.sharedConnection(u);
-      return await fn(conn);
+      return await this.deps.upstreams.withShared(u, fn);
     } catch (err) {
       throw toAppError(err, u, "request");
     }

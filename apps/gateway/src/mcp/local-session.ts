@@ -279,7 +279,7 @@ export class SessionRegistry {
     try {
       return await fn(conn);
     } catch (err) {
-      if (conn.resumed && isSessionGone(err)) {
+      if (isSessionGone(err, conn.resumed)) {
         session.conns.delete(u.id);
         delete session.record.upstreams[u.id];
         void conn.close();

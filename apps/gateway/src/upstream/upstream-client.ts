@@ -254,9 +254,12 @@ export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamCon
   return conn;
 }
 
-/** True when the upstream no longer knows the session we resumed (Streamable HTTP: 404 on a stale session). */
-export function isSessionGone(err: unknown): boolean {
-  return err instanceof SdkHttpError && (err.status === 404 || err.status === 400);
+/**
+ * True when the upstream no longer knows our session (Streamable HTTP "Session Management": 404
+ * for a terminated or unknown session; some servers answer 400 to a session id they never issued).
+ */
+export function isSessionGone(err: unknown, resumed: boolean): boolean {
+  return err instanceof SdkHttpError && (err.status === 404 || (resumed && err.status === 400));
 }
 
 /** Maps whatever the SDK threw into the catalogue. JSON-RPC errors from the upstream keep their code. */
@@ -276,6 +279,25 @@ export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" |
           { upstream: u.name },
         )
       : new AppError(ErrorCode.TIMEOUT, `Upstream ${u.name} did not answer in time.`, { upstream: u.name });
+  }
+  if (err instanceof SdkHttpError && phase === "request") {
+    const down = err.status >= 500 || err.status === 404 || err.status === 408 || err.status === 429;
+    return new AppError(
+      down ? ErrorCode.UPSTREAM_UNAVAILABLE : ErrorCode.UPSTREAM_ERROR,
+      `Upstream ${u.name} answered HTTP ${err.status}${down ? "; try again later" : ""}.`,
+      { upstream: u.name, status: err.status },
+    );
+  }
+  if (err instanceof SdkError && phase === "request") {
+    const gone = [SdkErrorCode.NotConnected, SdkErrorCode.ConnectionClosed, SdkErrorCode.SendFailed].includes(
+      err.code,
+    );
+    if (!gone) {
+      // The upstream answered, but not usably (invalid result, missing capability, …).
+      return new AppError(ErrorCode.UPSTREAM_ERROR, `Upstream ${u.name}: ${err.message}`, {
+        upstream: u.name,
+      });
+    }
   }
   const name = (err as Error)?.name;
   if (name === "TimeoutError" || name === "AbortError") {

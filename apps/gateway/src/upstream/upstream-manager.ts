@@ -7,6 +7,7 @@ import type { UpstreamSessionRef } from "../sessions/session-store.js";
 import { upstreamFingerprint } from "../tenancy/tenant-state.js";
 import {
   connectUpstream,
+  isSessionGone,
   toAppError,
   type UpstreamConnection,
   type UpstreamHandlers,
@@ -229,6 +230,21 @@ export class UpstreamManager {
     return await p;
   }
 
+  /** Runs `fn` on the shared connection; if the upstream forgot that session, reconnects once. */
+  async withShared<T>(u: UpstreamSnapshot, fn: (c: UpstreamConnection) => Promise<T>): Promise<T> {
+    const conn = await this.sharedConnection(u);
+    try {
+      return await fn(conn);
+    } catch (err) {
+      if (!isSessionGone(err, false)) throw err;
+      const key = upstreamKey(u);
+      const current = this.shared.get(key);
+      if (current && (await current.catch(() => null)) === conn) this.shared.delete(key);
+      void conn.close();
+      return await fn(await this.sharedConnection(u));
+    }
+  }
+
   /** Cached catalog; fetched on first use and after list_changed (single-flight). */
   async catalog(u: UpstreamSnapshot): Promise<Catalog> {
     const key = upstreamKey(u);
@@ -270,18 +286,20 @@ export class UpstreamManager {
   }
 
   private async fetchCatalog(u: UpstreamSnapshot): Promise<Catalog> {
-    const conn = await this.sharedConnection(u);
+    return await this.withShared(u, (conn) => this.listCatalog(u, conn));
+  }
+
+  private async listCatalog(u: UpstreamSnapshot, conn: UpstreamConnection): Promise<Catalog> {
     const caps = (conn.client.getServerCapabilities() ?? {}) as Json;
     const timeout = Math.min(this.timeoutOf(u), 30_000);
     const listAll = async (method: string, field: string): Promise<Json[]> => {
       const out: Json[] = [];
       let cursor: string | undefined;
       for (let page = 0; page < MAX_PAGES; page++) {
-        const result = (await conn.client
-          .request({ method: method as "tools/list", params: cursor ? { cursor } : {} }, { timeout })
-          .catch((err: unknown) => {
-            throw toAppError(err, u, "request");
-          })) as unknown as Json;
+        const result = (await conn.client.request(
+          { method: method as "tools/list", params: cursor ? { cursor } : {} },
+          { timeout },
+        )) as unknown as Json;
         const items = result[field];
         if (Array.isArray(items)) out.push(...(items as Json[]));
         cursor = typeof result.nextCursor === "string" && result.nextCursor ? result.nextCursor : undefined;
@@ -294,7 +312,10 @@ export class UpstreamManager {
       caps.prompts ? listAll("prompts/list", "prompts") : [],
       caps.resources ? listAll("resources/list", "resources") : [],
       caps.resources ? listAll("resources/templates/list", "resourceTemplates").catch(() => []) : [],
-    ]);
+    ]).catch((err: unknown) => {
+      if (isSessionGone(err, false)) throw err;
+      throw toAppError(err, u, "request");
+    });
     this.touch(conn);
     return {
       tools,
