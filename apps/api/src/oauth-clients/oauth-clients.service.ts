@@ -12,12 +12,13 @@ import {
 import type { Sealer } from "@gatehouse/shared/node";
 import { Inject, Injectable } from "@nestjs/common";
 import type { Caller } from "../common/caller.js";
-import { iso, isUuid, pageArgs, toPage } from "../common/pagination.js";
+import { iso, pageArgs, toPage } from "../common/pagination.js";
 import { TenantAccessService } from "../common/tenant-access.service.js";
 import { PRISMA, SEALER } from "../common/tokens.js";
 import { CredentialsService } from "../oauth/credentials.service.js";
 import { OAUTH_SERVERS } from "../oauth/oauth.tokens.js";
 import type { OAuthServers } from "../oauth/oauth-servers.js";
+import { oauthClientRef } from "../oauth/upstream-auth.js";
 
 type ClientWithUpstreams = OAuthClient & { upstreams: Array<{ name: string }> };
 
@@ -153,17 +154,9 @@ export class OAuthClientsService {
     await this.prisma.oAuthClient.deleteMany({ where: { id: existing.id, tenantId: tenant.id } });
   }
 
-  /** Resolves an upstream's `auth.oauthClient` (name or id) within the tenant. */
-  async resolveRef(tenantId: string, idOrName: string): Promise<OAuthClient> {
-    return this.find(tenantId, idOrName);
-  }
-
   private async find(tenantId: string, idOrName: string): Promise<ClientWithUpstreams> {
     const row = await this.prisma.oAuthClient.findFirst({
-      where: {
-        tenantId,
-        ...(isUuid(idOrName) ? { OR: [{ id: idOrName }, { name: idOrName }] } : { name: idOrName }),
-      },
+      where: oauthClientRef(tenantId, idOrName),
       include: withUpstreams,
     });
     if (!row) throw new AppError(ErrorCode.NOT_FOUND, `OAuth client '${idOrName}' not found`);

@@ -9,7 +9,7 @@ import {
   readOAuthAuthConfig,
   type UpstreamCredentialView,
 } from "@gatehouse/shared";
-import { type Sealer, sealConnectTicket } from "@gatehouse/shared/node";
+import { connectLink, type Sealer } from "@gatehouse/shared/node";
 import { Inject, Injectable } from "@nestjs/common";
 import * as oidc from "openid-client";
 import type { Logger } from "pino";
@@ -357,13 +357,11 @@ export class CredentialsService {
 
   /** A reconnect link (valid 15 minutes) for a person to connect this credential's account. */
   connectUrl(cred: Pick<UpstreamCredential, "tenantId" | "upstreamId" | "subject">): string {
-    const ticket = sealConnectTicket(this.sealer, {
+    return connectLink(this.sealer, this.settings.publicApiUrl, {
       tenantId: cred.tenantId,
       upstreamId: cred.upstreamId,
       subject: cred.subject,
-      exp: Date.now() + 15 * 60_000,
     });
-    return `${this.settings.publicApiUrl}/v1/oauth/connect?ticket=${encodeURIComponent(ticket)}`;
   }
 
   private async requestTokens(

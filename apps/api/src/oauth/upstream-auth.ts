@@ -11,6 +11,11 @@ import { isUuid } from "../common/pagination.js";
 
 // The upstreams service stores and shows the OAuth auth modes through these three functions.
 
+/** Prisma filter for a tenant's OAuth client named by its name or its id. */
+export function oauthClientRef(tenantId: string, ref: string): Prisma.OAuthClientWhereInput {
+  return { tenantId, ...(isUuid(ref) ? { OR: [{ id: ref }, { name: ref }] } : { name: ref }) };
+}
+
 /**
  * The columns of an OAuth `auth` (`oauthClientId`, `authConfig`), or null for other modes.
  * `auth.oauthClient` (name or id within the tenant) is resolved, or VALIDATION_FAILED names it.
@@ -30,7 +35,7 @@ export async function oauthColumns(
   if (oauth.oauthClient) {
     const ref = oauth.oauthClient;
     const client = await db.oAuthClient.findFirst({
-      where: { tenantId, ...(isUuid(ref) ? { OR: [{ id: ref }, { name: ref }] } : { name: ref }) },
+      where: oauthClientRef(tenantId, ref),
       select: { id: true },
     });
     if (!client) {

@@ -16,6 +16,7 @@ export { type BusLogger, RedisBus, type RedisBusOptions } from "./redis-bus.js";
 export { createSealer, generateSecretsKey, parseSecretsKey, type Sealer, SealingError } from "./sealing.js";
 export {
   type ConnectTicket,
+  connectLink,
   type OAuthUpstreamRef,
   openConnectTicket,
   type StoredCredential,

@@ -68,6 +68,17 @@ export function sealConnectTicket(sealer: Sealer, ticket: ConnectTicket): string
   return sealer.sealJson({ k: "connect", ...ticket });
 }
 
+/** The reconnect link for a ticket: `GET {apiBaseUrl}/v1/oauth/connect?ticket=…` on the API. */
+export function connectLink(
+  sealer: Sealer,
+  apiBaseUrl: string,
+  ref: Omit<ConnectTicket, "exp">,
+  ttlMs = 15 * 60_000,
+): string {
+  const ticket = sealConnectTicket(sealer, { ...ref, exp: Date.now() + ttlMs });
+  return `${apiBaseUrl.replace(/\/+$/, "")}/v1/oauth/connect?ticket=${encodeURIComponent(ticket)}`;
+}
+
 /** Opens a reconnect ticket; null when it is forged, corrupt or expired. */
 export function openConnectTicket(sealer: Sealer, sealed: string, now = Date.now()): ConnectTicket | null {
   try {
@@ -197,13 +208,12 @@ export class UpstreamTokens {
   /** The link a person opens to (re)connect this credential; null for client-credentials upstreams. */
   connectUrl(tenantId: string, upstream: OAuthUpstreamRef, subject: string): string | null {
     if (this.grant(upstream) === "client_credentials") return null;
-    const ticket = sealConnectTicket(this.options.sealer, {
-      tenantId,
-      upstreamId: upstream.id,
-      subject,
-      exp: Date.now() + this.ticketTtlMs,
-    });
-    return `${this.options.apiBaseUrl.replace(/\/+$/, "")}/v1/oauth/connect?ticket=${encodeURIComponent(ticket)}`;
+    return connectLink(
+      this.options.sealer,
+      this.options.apiBaseUrl,
+      { tenantId, upstreamId: upstream.id, subject },
+      this.ticketTtlMs,
+    );
   }
 
   /** Asks the workers for a token newer than `row`'s and waits for it (one request per stale token). */
