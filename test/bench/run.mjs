@@ -3,7 +3,7 @@
 //
 //   node test/bench/run.mjs [--duration 10] [--rates 200,1000] [--concurrency 32] [--sessions 8]
 //                           [--only a,b,c,c-stdio,d] [--skip-sections memory,propagation,startup]
-//                           [--idle-sessions 10000] [--tenants 10000] [--no-write]
+//                           [--idle-sessions 10000] [--tenants 10000] [--no-write] [--profile DIR]
 //
 // Columns, all calling the same `echo` tool of test/bench/fixture-upstream.mjs:
 //   (a)       the fixture over streamable HTTP, called directly
@@ -44,6 +44,8 @@ const cfg = {
   idleSessions: Number(opt("idle-sessions", "10000")),
   tenants: Number(opt("tenants", "10000")),
   write: !argv.includes("--no-write"),
+  /** Write a V8 CPU profile of each gateway node here (summarise with profile-summary.mjs). */
+  profileDir: opt("profile", ""),
 };
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const FIXTURE = resolve(here, "fixture-upstream.mjs");
@@ -246,18 +248,24 @@ async function startGatewayStack({ nodes = 1, allowStdio = true } = {}) {
 }
 
 async function startGatewayNode(env, port, nodeId, allowStdio = true) {
-  const proc = start(`gateway ${nodeId}`, process.execPath, [resolve(root, "apps/gateway/dist/main.js")], {
-    env: {
-      ...env,
-      GATEWAY_PORT: String(port),
-      GATEWAY_HOST: "127.0.0.1",
-      GATEWAY_NODE_ID: nodeId,
-      // A stdio upstream is a process per agent session; on a busy 2-core box spawning 8 at once
-      // can pass the 3 s default handshake limit.
-      GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS: "15000",
-      ...(allowStdio ? { GATEWAY_ALLOW_STDIO: "true" } : {}),
+  const profile = cfg.profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(cfg.profileDir)] : [];
+  const proc = start(
+    `gateway ${nodeId}`,
+    process.execPath,
+    [...profile, resolve(root, "apps/gateway/dist/main.js")],
+    {
+      env: {
+        ...env,
+        GATEWAY_PORT: String(port),
+        GATEWAY_HOST: "127.0.0.1",
+        GATEWAY_NODE_ID: nodeId,
+        // A stdio upstream is a process per agent session; on a busy 2-core box spawning 8 at once
+        // can pass the 3 s default handshake limit.
+        GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS: "15000",
+        ...(allowStdio ? { GATEWAY_ALLOW_STDIO: "true" } : {}),
+      },
     },
-  });
+  );
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   await waitFor(`gateway ${nodeId} /readyz`, async () => (await fetch(`${url}/readyz`)).ok, 60_000, proc);
