@@ -481,6 +481,8 @@ describe("aggregation and policy", () => {
     expect(names.some((n) => n.startsWith("down_"))).toBe(false);
     const r = await client.callTool({ name: "beta_echo", arguments: { text: "hi" } });
     expect(r.content).toEqual([{ type: "text", text: "beta:echo:hi" }]);
+    // MCP pagination, "Error Handling": an invalid cursor is -32602 (Invalid params).
+    await expect(client.listTools({ cursor: "not-a-cursor" })).rejects.toMatchObject({ code: -32602 });
     await client.close();
   });
 

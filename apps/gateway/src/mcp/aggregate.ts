@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import {
   AppError,
-  ErrorCode,
   namespaceUri,
   type Principal,
   parseNamespacedUri,
@@ -11,6 +10,7 @@ import {
 import type { Logger } from "pino";
 import type { TenantState } from "../tenancy/tenant-state.js";
 import type { Catalog, UpstreamManager } from "../upstream/upstream-manager.js";
+import { invalidParams } from "./protocol.js";
 
 type Json = Record<string, unknown>;
 
@@ -102,7 +102,7 @@ export function decodeCursor(cursor: unknown, kind: string): number {
 }
 
 function invalidCursor(): AppError {
-  return new AppError(ErrorCode.INVALID_REQUEST, "Invalid pagination cursor; start again without a cursor.");
+  return invalidParams("Invalid pagination cursor; start again without a cursor.");
 }
 
 export function page(items: Json[], cursor: unknown, kind: string): { items: Json[]; nextCursor?: string } {

@@ -17,7 +17,7 @@ import {
   type View,
 } from "./aggregate.js";
 import type { LocalSession, SessionRegistry } from "./local-session.js";
-import { GATEWAY_SERVER_INFO, gatewayCapabilities, isModernMetaKey } from "./protocol.js";
+import { GATEWAY_SERVER_INFO, gatewayCapabilities, invalidParams, isModernMetaKey } from "./protocol.js";
 
 type Json = Record<string, unknown>;
 
@@ -183,13 +183,13 @@ export class Dispatcher {
     const started = performance.now();
     const exposed = params.name;
     if (typeof exposed !== "string" || exposed === "") {
-      throw new AppError(ErrorCode.INVALID_REQUEST, "tools/call needs params.name (a string).");
+      throw invalidParams("tools/call needs params.name (a string).");
     }
     if (
       params.arguments !== undefined &&
       (typeof params.arguments !== "object" || params.arguments === null || Array.isArray(params.arguments))
     ) {
-      throw new AppError(ErrorCode.INVALID_REQUEST, "tools/call params.arguments must be an object.");
+      throw invalidParams("tools/call params.arguments must be an object.");
     }
     const args = (params.arguments ?? {}) as Json;
     const argsJson = JSON.stringify(args);
@@ -308,7 +308,7 @@ export class Dispatcher {
   private async getPrompt(ctx: RequestContext, params: Json): Promise<Json> {
     const exposed = params.name;
     if (typeof exposed !== "string" || exposed === "") {
-      throw new AppError(ErrorCode.INVALID_REQUEST, "prompts/get needs params.name (a string).");
+      throw invalidParams("prompts/get needs params.name (a string).");
     }
     const resolved = await resolveName(ctx.view, this.deps.upstreams, "prompts", exposed);
     if (!resolved || "denied" in resolved) {
@@ -333,7 +333,7 @@ export class Dispatcher {
 
   private resolveResource(ctx: RequestContext, uri: unknown) {
     if (typeof uri !== "string" || uri === "") {
-      throw new AppError(ErrorCode.INVALID_REQUEST, "This method needs params.uri (a string).");
+      throw invalidParams("This method needs params.uri (a string).");
     }
     const resolved = resolveUri(ctx.view, uri);
     if (!resolved || !reachableUpstreams(ctx.view).includes(resolved.upstream)) {
@@ -389,15 +389,13 @@ export class Dispatcher {
         forwardParams(params, { ref: { ...ref, uri: r.name } }),
       );
     }
-    throw new AppError(
-      ErrorCode.INVALID_REQUEST,
-      "completion/complete needs params.ref of type ref/prompt or ref/resource.",
-    );
+    throw invalidParams("completion/complete needs params.ref of type ref/prompt or ref/resource.");
   }
 
   private async setLevel(ctx: RequestContext, params: Json): Promise<Json> {
-    if (typeof params.level !== "string")
-      throw new AppError(ErrorCode.INVALID_REQUEST, "logging/setLevel needs params.level.");
+    if (typeof params.level !== "string" || !LOG_LEVELS.has(params.level)) {
+      throw invalidParams(`logging/setLevel needs params.level, one of ${[...LOG_LEVELS].join(", ")}.`);
+    }
     if (!ctx.session) return {};
     ctx.session.record.logLevel = params.level;
     await this.deps.sessions.save(ctx.session);

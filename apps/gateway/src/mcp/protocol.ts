@@ -1,3 +1,15 @@
+import { AppError, ErrorCode } from "@gatehouse/shared";
+
+/**
+ * Malformed params of a well-formed request: `data.code` INVALID_REQUEST from the catalogue, JSON-RPC
+ * code -32602 (Invalid params, JSON-RPC 2.0 section 5.1; MCP pagination "Error Handling" for cursors).
+ */
+export function invalidParams(message: string, details?: Record<string, unknown>): AppError {
+  const e = new AppError(ErrorCode.INVALID_REQUEST, message, details);
+  (e as AppError & { jsonRpcCode?: number }).jsonRpcCode = -32602;
+  return e;
+}
+
 /** Protocol revisions served downstream. */
 export const LEGACY_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"] as const;
 export const MODERN_VERSIONS = ["2026-07-28"] as const;
