@@ -394,7 +394,7 @@ describe("garbage in, JSON-RPC errors out", () => {
       null,
       0,
       -1,
-      1e309,
+      Number.MAX_VALUE,
       "",
       "x".repeat(300),
       [],
