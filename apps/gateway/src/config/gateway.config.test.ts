@@ -8,6 +8,7 @@ describe("gateway config", () => {
       port: 8080,
       redisKeyPrefix: "gatehouse:",
       publicUrl: "http://localhost:8080",
+      publicApiUrl: "http://localhost:4000",
       allowStdio: false,
     });
     expect(c.nodeId).toBeTruthy();
@@ -35,11 +36,13 @@ describe("gateway config", () => {
       GATEWAY_ALLOW_STDIO: "true",
       GATEWAY_ALLOWED_HOSTS: "gw.example.com, other.example ",
       PUBLIC_GATEWAY_URL: "https://gw.example.com/",
+      PUBLIC_API_URL: "https://api.example.com/",
       GATEWAY_NODE_ID: "n1",
     });
     expect(c.allowStdio).toBe(true);
     expect(c.allowedHosts).toEqual(["gw.example.com", "other.example"]);
     expect(c.publicUrl).toBe("https://gw.example.com");
+    expect(c.publicApiUrl).toBe("https://api.example.com");
     expect(c.nodeId).toBe("n1");
   });
 });

@@ -22,6 +22,8 @@ export const GatewayEnvSchema = z.object({
   REDIS_KEY_PREFIX: z.string().default("gatehouse:"),
   SECRETS_KEY: optionalString,
   PUBLIC_GATEWAY_URL: z.string().url().default("http://localhost:8080"),
+  /** Public base URL of the REST API: "connect your account" links in upstream OAuth errors point there. */
+  PUBLIC_API_URL: z.string().url().default("http://localhost:4000"),
   /** Extra Host header values accepted besides localhost and the public host (comma separated). */
   GATEWAY_ALLOWED_HOSTS: z.string().default(""),
   GATEWAY_ALLOW_STDIO: bool.default(false),
@@ -53,6 +55,8 @@ export interface GatewayConfig {
   secretsKey: string | undefined;
   /** Without a trailing slash. */
   publicUrl: string;
+  /** Public base URL of the REST API, without a trailing slash (upstream OAuth reconnect links). */
+  publicApiUrl: string;
   allowedHosts: string[];
   allowStdio: boolean;
   sseResponses: boolean;
@@ -88,6 +92,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     secretsKey: e.SECRETS_KEY,
     publicUrl: e.PUBLIC_GATEWAY_URL,
+    publicApiUrl: e.PUBLIC_API_URL,
     allowedHosts: e.GATEWAY_ALLOWED_HOSTS.split(",")
       .map((s) => s.trim())
       .filter(Boolean),
@@ -109,6 +114,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
 /** A complete config from a partial one, with the same defaults as the environment (for tests and the embedded entry). */
 export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConfig {
   const publicUrl = (partial.publicUrl ?? "http://localhost:8080").replace(/\/+$/, "");
+  const publicApiUrl = (partial.publicApiUrl ?? "http://localhost:4000").replace(/\/+$/, "");
   return {
     port: 8080,
     host: "0.0.0.0",
@@ -131,5 +137,6 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     logLevel: "info",
     ...partial,
     publicUrl,
+    publicApiUrl,
   };
 }
