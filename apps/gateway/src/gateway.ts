@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Db } from "@gatehouse/db";
 import { AppError, type Bus, ErrorCode, type Principal, type UpstreamSnapshot } from "@gatehouse/shared";
-import { createSealer, type Sealer } from "@gatehouse/shared/node";
+import { createSealer, type Sealer, UpstreamTokens } from "@gatehouse/shared/node";
 import { type Logger, pino } from "pino";
 import type { Registry } from "prom-client";
 import { authenticate, JwtVerifier } from "./auth/authenticate.js";
@@ -20,6 +20,8 @@ import { type AuditSink, noopAuditSink, noopRateLimiter, type RateLimiter } from
 import { MemorySessionStore, type SessionStore } from "./sessions/session-store.js";
 import { TenantConfigCache } from "./tenancy/config-cache.js";
 import type { TenantState } from "./tenancy/tenant-state.js";
+import { DiscoveredTools } from "./upstream/discovered-tools.js";
+import { UpstreamCredentials } from "./upstream/upstream-credentials.js";
 import { type CatalogChangeKind, UpstreamManager, upstreamKey } from "./upstream/upstream-manager.js";
 
 export interface GatewayDeps {
@@ -87,6 +89,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     recheckMs: config.configRecheckMs,
   });
   const upstreams = new UpstreamManager(config, sealer, logger);
+  // Upstream OAuth (issue 5): tokens of the stored credentials, kept in memory and swapped when the
+  // bus announces a refresh; a row is read when a token is first needed or after such an event.
+  const upstreamTokens = sealer
+    ? new UpstreamTokens({
+        bus,
+        sealer,
+        apiBaseUrl: config.publicApiUrl,
+        load: (upstreamId, subject) =>
+          db.prisma.upstreamCredential.findUnique({ where: { upstreamId_subject: { upstreamId, subject } } }),
+      })
+    : null;
+  upstreams.useCredentials(new UpstreamCredentials(upstreamTokens));
+  const discoveredTools = new DiscoveredTools(db.prisma, upstreams, logger);
   const sessions = new SessionRegistry({ store, upstreams, nodeId: config.nodeId, logger });
   const dispatcher = new Dispatcher({ upstreams, sessions, rateLimiter, audit, metrics, logger });
   const endpoint = new McpEndpoint({
@@ -182,11 +197,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   tenants.onChange((tenantId, next, prev) => {
     if (!next) {
+      if (prev) discoveredTools.forget(prev);
       // Tenant deleted: its sessions end on this node.
       for (const s of [...sessions.sessions.values()])
         if (s.record.tenantId === tenantId) void sessions.dropLocal(s, true);
       return;
     }
+    // Tools rediscovered by the workers: refetch those catalogs (list_changed follows where it shows).
+    void discoveredTools.check(next, prev !== null);
     if (!prev) return;
     upstreams.retain(new Set(next.upstreams.map(upstreamKey)), new Set(prev.upstreams.map((u) => u.id)));
     // Policy or upstream set changed: views may differ now.
@@ -379,6 +397,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   server.headersTimeout = 66_000;
   server.requestTimeout = 0; // SSE streams are long-lived
 
+  await upstreamTokens?.start();
   await tenants.start();
   await sessions.start();
 
@@ -414,7 +433,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       force.unref();
       await stopped;
       clearTimeout(force);
-      await Promise.allSettled([upstreams.close(), tenants.close(), audit.flush()]);
+      await Promise.allSettled([upstreams.close(), tenants.close(), upstreamTokens?.stop(), audit.flush()]);
       if (!deps.sessions) await store.close();
     },
   };

@@ -60,7 +60,7 @@ export async function mergedList(
   logger: Logger,
 ): Promise<Json[]> {
   const targets = reachableUpstreams(view);
-  const catalogs = await Promise.allSettled(targets.map((u) => upstreams.catalog(u)));
+  const catalogs = await Promise.allSettled(targets.map((u) => upstreams.catalog(u, view)));
   const out: Json[] = [];
   catalogs.forEach((c, i) => {
     const u = targets[i]!;
@@ -151,7 +151,9 @@ export async function resolveName(
       let catalog: Catalog;
       try {
         catalog =
-          pass === 0 ? await upstreams.catalog(u) : await upstreams.refreshIfOlder(u, CATALOG_RECHECK_MS);
+          pass === 0
+            ? await upstreams.catalog(u, view)
+            : await upstreams.refreshIfOlder(u, CATALOG_RECHECK_MS, view);
       } catch (err) {
         firstError ??= err;
         continue;

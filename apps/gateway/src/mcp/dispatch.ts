@@ -139,7 +139,7 @@ export class Dispatcher {
     this.deps.upstreams.assertReachable(u);
     try {
       if (ctx.session) return await this.deps.sessions.withConnection(ctx.session, u, fn);
-      return await this.deps.upstreams.withShared(u, fn);
+      return await this.deps.upstreams.withShared(u, fn, ctx.view);
     } catch (err) {
       throw toAppError(err, u, "request");
     }

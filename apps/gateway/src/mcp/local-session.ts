@@ -240,10 +240,12 @@ export class SessionRegistry {
       },
     };
     const resume = session.record.upstreams[u.id];
+    // OAuth upstreams: this session's principal's credential, never another's.
+    const caller = { tenant: { id: session.record.tenantId }, principal: session.principal };
     let conn: UpstreamConnection;
     if (resume && u.transport !== "stdio" && (resume.sessionId || resume.era === "modern")) {
       try {
-        conn = await this.opts.upstreams.connect(u, caps, handlers, resume);
+        conn = await this.opts.upstreams.connect(u, caps, handlers, resume, caller);
         return conn;
       } catch (err) {
         this.opts.logger.info(
@@ -252,7 +254,7 @@ export class SessionRegistry {
         );
       }
     }
-    conn = await this.opts.upstreams.connect(u, caps, handlers);
+    conn = await this.opts.upstreams.connect(u, caps, handlers, undefined, caller);
     if (session.record.logLevel && conn.client.getServerCapabilities()?.logging) {
       await conn.client
         .request({ method: "logging/setLevel", params: { level: session.record.logLevel } })

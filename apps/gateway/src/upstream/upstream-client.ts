@@ -1,4 +1,4 @@
-import { AppError, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
+import { AppError, ErrorCode, isOAuthAuthMode, type UpstreamSnapshot } from "@gatehouse/shared";
 import type { Sealer } from "@gatehouse/shared/node";
 import {
   Client,
@@ -14,6 +14,7 @@ import {
 } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
+import { authFailureOf, type TransportAuth } from "./upstream-credentials.js";
 
 export const GATEWAY_CLIENT_INFO = { name: "gatehouse-gateway", version: "0.1.0" };
 
@@ -41,6 +42,12 @@ export interface ConnectOptions {
   resume?: UpstreamSessionRef;
   /** A cached era verdict for this upstream (skips the server/discover probe). */
   prior?: PriorDiscovery;
+  /**
+   * OAuth upstreams: the caller's token source. The transport asks it before every HTTP request
+   * (a refreshed token is used at once, the upstream session stays) and on a 401 awaits one
+   * refresh and retries once.
+   */
+  authProvider?: TransportAuth;
 }
 
 /** One MCP client connection to an upstream, on the v2 SDK client (dual-era). */
@@ -174,11 +181,13 @@ function makeTransport(opts: ConnectOptions): Transport {
   }
   // Static headers only: the agent's own credentials are never forwarded (architecture.md, step 7).
   const headers = unsealHeaders(u, opts.sealer);
+  const auth = opts.authProvider ? { authProvider: opts.authProvider } : {};
   if (u.transport === "sse") {
-    return new SSEClientTransport(url, { requestInit: { headers } });
+    return new SSEClientTransport(url, { requestInit: { headers }, ...auth });
   }
   return new StreamableHTTPClientTransport(url, {
     requestInit: { headers },
+    ...auth,
     // Resume the upstream's session on a node that did not open it (no new initialize).
     ...(opts.resume?.sessionId ? { sessionId: opts.resume.sessionId } : {}),
     ...(opts.resume?.protocolVersion ? { protocolVersion: opts.resume.protocolVersion } : {}),
@@ -264,7 +273,18 @@ export function isSessionGone(err: unknown, resumed: boolean): boolean {
 
 /** Maps whatever the SDK threw into the catalogue. JSON-RPC errors from the upstream keep their code. */
 export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" | "request"): AppError {
+  // A credential problem (reconnect needed, no fresh token) says so, however the SDK wrapped it.
+  const auth = authFailureOf(err);
+  if (auth) return auth;
   if (err instanceof AppError) return err;
+  if (err instanceof SdkHttpError && (err.status === 401 || err.status === 403) && isOAuthAuthMode(u.authMode)) {
+    // The transport already refreshed once and retried: the token is fresh but not accepted.
+    return new AppError(
+      ErrorCode.UPSTREAM_ERROR,
+      `Upstream ${u.name} refused the gateway's OAuth access token (HTTP ${err.status}) even after a refresh; a tenant admin should check the upstream's OAuth client, scopes and resource.`,
+      { upstream: u.name, status: err.status },
+    );
+  }
   if (err instanceof ProtocolError) {
     const data = err.data && typeof err.data === "object" && !Array.isArray(err.data) ? err.data : {};
     const e = new AppError(ErrorCode.UPSTREAM_ERROR, err.message, { ...data, upstream: u.name });

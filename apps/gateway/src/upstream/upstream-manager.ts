@@ -12,6 +12,7 @@ import {
   type UpstreamConnection,
   type UpstreamHandlers,
 } from "./upstream-client.js";
+import { authFailureOf, type CallerScope, UpstreamCredentials } from "./upstream-credentials.js";
 
 type Json = Record<string, unknown>;
 
@@ -36,6 +37,20 @@ interface CatalogEntry {
   pending: Promise<Catalog> | null;
   /** Set by list_changed: the next read refetches. */
   stale: boolean;
+  /** Whom it is listed for (OAuth upstreams; per-user ones have one entry per principal). */
+  caller: CallerScope | undefined;
+  readAt: number;
+}
+
+/** A per-user upstream's node-level connection of one principal closes after this long unused. */
+const PER_USER_IDLE_MS = 5 * 60_000;
+/** A per-user upstream's catalog of one principal is forgotten after this long unread. */
+const PER_USER_CATALOG_TTL_MS = 15 * 60_000;
+
+/** The upstream part of a shared-connection or catalog key (without the per-user partition). */
+function baseKey(key: string): string {
+  const i = key.indexOf("\u0000");
+  return i < 0 ? key : key.slice(0, i);
 }
 
 const MAX_PAGES = 50;
@@ -64,12 +79,27 @@ export class UpstreamManager {
   private readonly snapshots = new Map<string, UpstreamSnapshot>();
   private readonly debounce = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  private credentials = new UpstreamCredentials(null);
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: GatewayConfig,
     private readonly sealer: Sealer | null,
     private readonly logger: Logger,
   ) {}
+
+  /**
+   * Upstream OAuth (issue 5): connections to OAuth upstreams take their tokens from `credentials`,
+   * and per-user upstreams get node-level connections and catalogs per principal. Call once at
+   * startup; without it OAuth upstreams fail with a clear error.
+   */
+  useCredentials(credentials: UpstreamCredentials): void {
+    this.credentials = credentials;
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweepPerUser(), 60_000);
+      this.sweeper.unref();
+    }
+  }
 
   onCatalogChange(fn: (u: UpstreamSnapshot, kind: CatalogChangeKind) => void): void {
     this.changeListeners.add(fn);
@@ -85,18 +115,24 @@ export class UpstreamManager {
     if (d && d.until > Date.now()) throw d.error;
   }
 
-  /** Opens a connection with the cached era verdict, recording failures in the negative cache. */
+  /**
+   * Opens a connection with the cached era verdict, recording failures in the negative cache.
+   * `caller` is whom it serves: an OAuth upstream's connection carries that caller's credential
+   * (the tenant's shared one, or, for per-user upstreams, the principal's own) and nobody else's.
+   */
   async connect(
     u: UpstreamSnapshot,
     capabilities: ClientCapabilities,
     handlers: UpstreamHandlers,
     resume?: UpstreamSessionRef,
+    caller?: CallerScope,
   ): Promise<UpstreamConnection> {
     if (this.closed) throw new AppError(ErrorCode.UPSTREAM_UNAVAILABLE, "The gateway node is shutting down.");
     const key = upstreamKey(u);
     this.snapshots.set(key, u);
     this.assertReachable(u);
     const prior = this.priors.get(key);
+    const authProvider = this.credentials.authProvider(u, caller);
     try {
       const conn = await connectUpstream({
         upstream: u,
@@ -117,6 +153,7 @@ export class UpstreamManager {
         },
         ...(resume ? { resume } : {}),
         ...(prior ? { prior } : {}),
+        ...(authProvider ? { authProvider } : {}),
       });
       const connRef = conn;
       const verdict = conn.prior();
@@ -126,6 +163,8 @@ export class UpstreamManager {
       return conn;
     } catch (err) {
       const e = toAppError(err, u, "connect");
+      // One caller's missing or refused credential says nothing about the upstream's health.
+      if (authFailureOf(err)) throw e;
       // Configuration problems (stdio disabled, no URL) and outages alike fail fast for a while.
       if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE && this.config.upstreamRetryAfterMs > 0) {
         this.down.set(key, { until: Date.now() + this.config.upstreamRetryAfterMs, error: e });
@@ -180,31 +219,40 @@ export class UpstreamManager {
    */
   markStale(u: UpstreamSnapshot, kind: CatalogChangeKind): void {
     const key = upstreamKey(u);
-    const entry = this.catalogs.get(key);
-    if (entry) entry.stale = true;
+    const entries = this.catalogEntries(key);
+    for (const [, entry] of entries) entry.stale = true;
     const debounceKey = `${key}:${kind}`;
     if (this.debounce.has(debounceKey)) return;
     const timer = setTimeout(() => {
       this.debounce.delete(debounceKey);
-      void this.catalog(u)
-        .catch(() => null)
-        .then(() => {
-          for (const l of this.changeListeners) {
-            try {
-              l(u, kind);
-            } catch (err) {
-              this.logger.error({ err }, "catalog change listener failed");
-            }
+      // Each entry is refetched for whom it was listed (per-user: each principal, own credential).
+      const targets = this.catalogEntries(key);
+      const refetch = targets.length > 0 ? targets.map(([, e]) => e.caller) : [undefined];
+      void Promise.allSettled(refetch.map((caller) => this.catalog(u, caller))).then(() => {
+        for (const l of this.changeListeners) {
+          try {
+            l(u, kind);
+          } catch (err) {
+            this.logger.error({ err }, "catalog change listener failed");
           }
-        });
+        }
+      });
     }, 50);
     timer.unref();
     this.debounce.set(debounceKey, timer);
   }
 
-  /** The node's shared connection to an upstream (catalogs, stateless callers). */
-  async sharedConnection(u: UpstreamSnapshot): Promise<UpstreamConnection> {
-    const key = upstreamKey(u);
+  /** Catalog entries of one upstream configuration (one per principal for per-user upstreams). */
+  private catalogEntries(key: string): Array<[string, CatalogEntry]> {
+    return [...this.catalogs].filter(([k]) => baseKey(k) === key);
+  }
+
+  /**
+   * The node's shared connection to an upstream (catalogs, stateless callers). Per-user OAuth
+   * upstreams have one per principal, carrying that principal's own token.
+   */
+  async sharedConnection(u: UpstreamSnapshot, caller?: CallerScope): Promise<UpstreamConnection> {
+    const key = upstreamKey(u) + this.credentials.partition(u, caller);
     const existing = this.shared.get(key);
     if (existing) {
       const conn = await existing.catch(() => null);
@@ -222,6 +270,8 @@ export class UpstreamManager {
           if (this.shared.get(key) === p) this.shared.delete(key);
         },
       },
+      undefined,
+      caller,
     );
     this.shared.set(key, p);
     p.catch(() => {
@@ -231,34 +281,43 @@ export class UpstreamManager {
   }
 
   /** Runs `fn` on the shared connection; if the upstream forgot that session, reconnects once. */
-  async withShared<T>(u: UpstreamSnapshot, fn: (c: UpstreamConnection) => Promise<T>): Promise<T> {
-    const conn = await this.sharedConnection(u);
+  async withShared<T>(
+    u: UpstreamSnapshot,
+    fn: (c: UpstreamConnection) => Promise<T>,
+    caller?: CallerScope,
+  ): Promise<T> {
+    const conn = await this.sharedConnection(u, caller);
     try {
       return await fn(conn);
     } catch (err) {
       if (!isSessionGone(err, false)) throw err;
-      const key = upstreamKey(u);
+      const key = upstreamKey(u) + this.credentials.partition(u, caller);
       const current = this.shared.get(key);
       if (current && (await current.catch(() => null)) === conn) this.shared.delete(key);
       void conn.close();
-      return await fn(await this.sharedConnection(u));
+      return await fn(await this.sharedConnection(u, caller));
     }
   }
 
-  /** Cached catalog; fetched on first use and after list_changed (single-flight). */
-  async catalog(u: UpstreamSnapshot): Promise<Catalog> {
-    const key = upstreamKey(u);
+  /**
+   * Cached catalog; fetched on first use and after list_changed (single-flight). `caller`: whom
+   * it is for; per-user OAuth upstreams keep one per principal, listed with that principal's token.
+   */
+  async catalog(u: UpstreamSnapshot, caller?: CallerScope): Promise<Catalog> {
+    const key = upstreamKey(u) + this.credentials.partition(u, caller);
     let entry = this.catalogs.get(key);
     if (!entry) {
-      entry = { value: null, pending: null, stale: true };
+      entry = { value: null, pending: null, stale: true, caller, readAt: Date.now() };
       this.catalogs.set(key, entry);
     }
+    entry.readAt = Date.now();
+    if (caller) entry.caller = caller;
     if (entry.value && !entry.stale) return entry.value;
     if (entry.pending) return await entry.pending;
     this.assertReachable(u);
     const e = entry;
     e.stale = false;
-    e.pending = this.fetchCatalog(u)
+    e.pending = this.fetchCatalog(u, caller)
       .then((c) => {
         e.value = c;
         return c;
@@ -274,19 +333,19 @@ export class UpstreamManager {
   }
 
   /** Refetches a catalog older than `ms` (a name the caller saw elsewhere may be new upstream). */
-  async refreshIfOlder(u: UpstreamSnapshot, ms: number): Promise<Catalog> {
-    const entry = this.catalogs.get(upstreamKey(u));
+  async refreshIfOlder(u: UpstreamSnapshot, ms: number, caller?: CallerScope): Promise<Catalog> {
+    const entry = this.catalogs.get(upstreamKey(u) + this.credentials.partition(u, caller));
     if (entry?.value && Date.now() - entry.value.fetchedAt > ms) entry.stale = true;
-    return await this.catalog(u);
+    return await this.catalog(u, caller);
   }
 
   /** The cached catalog, if any, without contacting the upstream. */
-  cachedCatalog(u: UpstreamSnapshot): Catalog | null {
-    return this.catalogs.get(upstreamKey(u))?.value ?? null;
+  cachedCatalog(u: UpstreamSnapshot, caller?: CallerScope): Catalog | null {
+    return this.catalogs.get(upstreamKey(u) + this.credentials.partition(u, caller))?.value ?? null;
   }
 
-  private async fetchCatalog(u: UpstreamSnapshot): Promise<Catalog> {
-    return await this.withShared(u, (conn) => this.listCatalog(u, conn));
+  private async fetchCatalog(u: UpstreamSnapshot, caller: CallerScope | undefined): Promise<Catalog> {
+    return await this.withShared(u, (conn) => this.listCatalog(u, conn), caller);
   }
 
   private async listCatalog(u: UpstreamSnapshot, conn: UpstreamConnection): Promise<Catalog> {
@@ -332,18 +391,42 @@ export class UpstreamManager {
 
   /** Drops shared connections and catalogs of upstreams whose configuration is gone or changed. */
   retain(liveKeys: Set<string>, tenantUpstreamIds: Set<string>): void {
-    for (const [key, p] of this.shared) {
+    const gone = (key: string) => {
       const id = key.slice(0, key.indexOf(":"));
-      if (tenantUpstreamIds.has(id) && !liveKeys.has(key)) {
+      return tenantUpstreamIds.has(id) && !liveKeys.has(baseKey(key));
+    };
+    for (const [key, p] of this.shared) {
+      if (gone(key)) {
         this.shared.delete(key);
         void p.then((c) => c.close()).catch(() => {});
-        this.catalogs.delete(key);
       }
+    }
+    for (const key of this.catalogs.keys()) if (gone(key)) this.catalogs.delete(key);
+  }
+
+  /** Per-user upstreams: closes principals' idle node-level connections and forgets unread catalogs. */
+  private sweepPerUser(): void {
+    const now = Date.now();
+    for (const [key, p] of this.shared) {
+      if (baseKey(key) === key) continue;
+      void p
+        .then((c) => {
+          if (now - c.lastUsedAt > PER_USER_IDLE_MS && this.shared.get(key) === p) {
+            this.shared.delete(key);
+            void c.close();
+          }
+        })
+        .catch(() => {});
+    }
+    for (const [key, e] of this.catalogs) {
+      if (baseKey(key) !== key && !e.pending && now - e.readAt > PER_USER_CATALOG_TTL_MS)
+        this.catalogs.delete(key);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const t of this.debounce.values()) clearTimeout(t);
     this.debounce.clear();
     const conns = [...this.shared.values()];
