@@ -16,6 +16,9 @@ import { SessionRegistry } from "./mcp/local-session.js";
 import { META_SUBSCRIPTION_ID } from "./mcp/protocol.js";
 import { type Caller, McpEndpoint } from "./mcp/streamable-http.js";
 import { type CoreMetrics, createCoreMetrics } from "./metrics/metrics.js";
+import { CircuitBreakers } from "./ops/circuit-breaker.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./ops/metrics.js";
+import { disabledTracing, type Tracing } from "./ops/tracing.js";
 import { type AuditSink, noopAuditSink, noopRateLimiter, type RateLimiter } from "./ports.js";
 import { MemorySessionStore, type SessionStore } from "./sessions/session-store.js";
 import { TenantConfigCache } from "./tenancy/config-cache.js";
@@ -38,17 +41,27 @@ export interface GatewayDeps {
   registry?: Registry;
   /** Overrides the sealer built from config.secretsKey. */
   sealer?: Sealer;
+  /**
+   * Operator metrics, circuit breakers and tracing (src/ops; `startGatewayNode` passes those of
+   * `createOps`). Defaults: metrics on the core's registry, breakers from the config, tracing off.
+   */
+  ops?: { metrics: GatewayMetrics; breakers: CircuitBreakers; tracing: Tracing };
 }
 
 export interface Gateway {
   readonly server: Server;
   readonly config: GatewayConfig;
   readonly metrics: CoreMetrics;
+  readonly opsMetrics: GatewayMetrics;
+  readonly breakers: CircuitBreakers;
   readonly tenants: TenantConfigCache;
   /** Sessions with state on this node (for metrics and the node registry). */
   localSessions(): number;
   listen(port?: number, host?: string): Promise<{ port: number }>;
-  /** Graceful: stops accepting, ends streams, drops upstream connections, flushes audit. */
+  /**
+   * Graceful: readiness goes false, no new requests, GET streams end, in-flight calls get up to
+   * `config.drainTimeoutMs` to finish (then they are cut), upstream connections close, audit flushes.
+   */
   close(): Promise<void>;
 }
 
@@ -73,7 +86,18 @@ function safeDecode(s: string): string | null {
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config, db, bus } = deps;
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
-  const metrics = createCoreMetrics(deps.registry);
+  const metrics = createCoreMetrics(deps.ops?.metrics.registry ?? deps.registry);
+  const opsMetrics = deps.ops?.metrics ?? createGatewayMetrics({ registry: metrics.registry });
+  const breakers =
+    deps.ops?.breakers ??
+    new CircuitBreakers(
+      { failureThreshold: config.circuitFailureThreshold, coolDownMs: config.circuitCoolDownMs },
+      (key, state) => {
+        const slash = key.indexOf("/");
+        if (slash > 0) opsMetrics.setCircuitState(key.slice(0, slash), key.slice(slash + 1), state);
+      },
+    );
+  const tracing = deps.ops?.tracing ?? disabledTracing;
   const store = deps.sessions ?? new MemorySessionStore(config.sessionTtlSeconds);
   const sealer = deps.sealer ?? (config.secretsKey ? createSealer(config.secretsKey) : null);
   const rateLimiter = deps.rateLimiter ?? noopRateLimiter;
@@ -88,7 +112,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     logger,
     recheckMs: config.configRecheckMs,
   });
-  const upstreams = new UpstreamManager(config, sealer, logger);
+  const upstreams = new UpstreamManager(config, sealer, logger, tracing.enabled);
   // Upstream OAuth (issue 5): tokens of the stored credentials, kept in memory and swapped when the
   // bus announces a refresh; a row is read when a token is first needed or after such an event.
   const upstreamTokens = sealer
@@ -103,7 +127,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   upstreams.useCredentials(new UpstreamCredentials(upstreamTokens));
   const discoveredTools = new DiscoveredTools(db.prisma, upstreams, logger);
   const sessions = new SessionRegistry({ store, upstreams, nodeId: config.nodeId, logger });
-  const dispatcher = new Dispatcher({ upstreams, sessions, rateLimiter, audit, metrics, logger });
+  const dispatcher = new Dispatcher({
+    upstreams,
+    sessions,
+    rateLimiter,
+    audit,
+    metrics,
+    logger,
+    breakers,
+    tracing,
+    opsMetrics,
+  });
   const endpoint = new McpEndpoint({
     sessions,
     dispatcher,
@@ -111,6 +145,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     logger,
     maxBodyBytes: config.maxBodyBytes,
     sseResponses: config.sseResponses,
+    maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
+  });
+
+  // Upstream ids → their tenant, for metrics labelled by tenant (catalogs, health).
+  const tenantOfUpstream = new Map<string, string>();
+  upstreams.onCatalogLoaded((u, catalog) => {
+    const tenantId = tenantOfUpstream.get(u.id);
+    if (tenantId) opsMetrics.setUpstreamCatalog(tenantId, u.name, catalog.toolNames);
+  });
+  upstreams.onHealth((u, up) => {
+    const tenantId = tenantOfUpstream.get(u.id);
+    if (tenantId) opsMetrics.setUpstreamUp(tenantId, u.name, up);
   });
   const jwt = new JwtVerifier();
 
@@ -196,6 +242,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   tenants.onChange((tenantId, next, prev) => {
+    for (const u of prev?.upstreams ?? []) tenantOfUpstream.delete(u.id);
+    for (const u of next?.upstreams ?? []) tenantOfUpstream.set(u.id, tenantId);
+    if (!next || (prev && prev.slug !== next.slug)) {
+      opsMetrics.forgetTenant(tenantId);
+      breakers.deletePrefix(`${tenantId}/`);
+    } else if (prev) {
+      // A reconfigured or removed upstream starts with a closed circuit.
+      const before = new Map(prev.upstreams.map((u) => [u.name, upstreamKey(u)]));
+      const after = new Map(next.upstreams.map((u) => [u.name, upstreamKey(u)]));
+      for (const [name, key] of before) if (after.get(name) !== key) breakers.delete(`${tenantId}/${name}`);
+    }
+    if (next) opsMetrics.setConfigVersion(tenantId, next.version);
     if (!next) {
       if (prev) discoveredTools.forget(prev);
       // Tenant deleted: its sessions end on this node.
@@ -211,19 +269,37 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     void relayListChanged(next, "tools");
   });
 
+  let closing = false;
+
+  /** Readiness (api.md): the config source answers, the bus is connected, and the node is not draining. */
   const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
     let database = false;
-    try {
-      await db.prisma.$queryRaw`SELECT 1`;
-      database = true;
-    } catch {
-      database = false;
+    if (!closing) {
+      try {
+        await db.prisma.$queryRaw`SELECT 1`;
+        database = true;
+      } catch {
+        database = false;
+      }
     }
-    const checks = { database, bus: bus.connected, draining: !closing };
-    return { ready: database && bus.connected && !closing, checks };
+    const checks = { database, bus: bus.connected, draining: closing };
+    const ready = database && bus.connected && !closing;
+    opsMetrics.setReady(ready);
+    return { ready, checks };
   };
 
-  let closing = false;
+  /** Gauges that are cheapest to read when scraped. */
+  const refreshGauges = () => {
+    metrics.sessionsOpen.set(sessions.sessions.size);
+    const perTenant = new Map<string, number>();
+    for (const s of sessions.sessions.values())
+      perTenant.set(s.record.tenantId, (perTenant.get(s.record.tenantId) ?? 0) + 1);
+    opsMetrics.sessionsOpen.reset();
+    for (const [tenantId, n] of perTenant)
+      opsMetrics.sessionsOpen.set({ tenant: opsMetrics.tenantLabel(tenantId) }, n);
+    opsMetrics.tenantsLoaded.set(tenants.size);
+    opsMetrics.setBusConnected(bus.connected);
+  };
 
   const resourceMetadata = (tenant: TenantState, upstream: string | undefined) => ({
     resource: upstream ? `${tenant.gatewayUrl}/${upstream}` : tenant.gatewayUrl,
@@ -233,29 +309,57 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     resource_name: `Gatehouse MCP gateway for ${tenant.slug}`,
   });
 
-  const corsHeaders = (req: IncomingMessage, tenant: TenantState): Record<string, string> => {
+  const corsHeaders = (req: IncomingMessage): Record<string, string> => {
     const origin = req.headers.origin;
     if (!origin) return {};
     return {
       "access-control-allow-origin": origin,
-      "access-control-expose-headers": "Mcp-Session-Id, WWW-Authenticate",
+      "access-control-expose-headers": "Mcp-Session-Id, WWW-Authenticate, Retry-After, X-Request-Id",
       vary: "Origin",
-      ...(tenant ? {} : {}),
     };
+  };
+
+  /** Transport-level limit on requests of any kind per principal (GATEWAY_PRINCIPAL_REQUESTS_PER_MINUTE). */
+  const overPrincipalLimit = async (
+    res: ServerResponse,
+    tenant: TenantState,
+    principal: Principal,
+    cors: Record<string, string>,
+    log: Logger,
+  ): Promise<boolean> => {
+    const perMinute = config.principalRequestsPerMinute;
+    if (perMinute <= 0) return false;
+    const r = await rateLimiter.take(`principal:${tenant.id}:${principal.id}`, perMinute);
+    if (r.ok) return false;
+    log.info({ principal: principal.id, retryAfterMs: r.retryAfterMs }, "principal over its request limit");
+    // RFC 9110 §10.2.3 / RFC 6585 §4: 429 with Retry-After in whole seconds.
+    sendAppError(
+      res,
+      new AppError(
+        ErrorCode.RATE_LIMITED,
+        `Too many requests from this principal (limit ${perMinute} per minute); retry in ${Math.ceil(r.retryAfterMs / 1000)} s.`,
+        { retryAfterMs: r.retryAfterMs, scope: "principal" },
+      ),
+      null,
+      { ...cors, "retry-after": String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) },
+    );
+    return true;
   };
 
   const handleMcp = async (
     req: IncomingMessage,
     res: ServerResponse,
     requestId: string,
+    log: Logger,
     tenantRef: string,
     upstreamName: string | undefined,
+    seen: { tenantId: string | null },
   ): Promise<void> => {
     let tenant: TenantState | null;
     try {
       tenant = await tenants.get(tenantRef);
     } catch (err) {
-      logger.error({ err, requestId }, "tenant lookup failed");
+      log.error({ err }, "tenant lookup failed");
       sendAppError(
         res,
         new AppError(ErrorCode.SERVICE_UNAVAILABLE, "Configuration store unavailable; retry shortly."),
@@ -269,14 +373,15 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
       return;
     }
+    seen.tenantId = tenant.id;
     if (rejectForeignOrigin(req, res, ownOrigin, tenant.allowedOrigins, req.headers.host)) return;
-    const cors = corsHeaders(req, tenant);
+    const cors = corsHeaders(req);
     if (req.method === "OPTIONS") {
       sendEmpty(res, 204, {
         ...cors,
         "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
         "access-control-allow-headers":
-          "Authorization, X-API-Key, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID",
+          "Authorization, X-API-Key, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID, X-Request-Id, traceparent, tracestate",
         "access-control-max-age": "600",
       });
       return;
@@ -286,7 +391,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const metadataUrl = `${config.publicUrl}/.well-known/oauth-protected-resource/t/${tenant.slug}/mcp`;
       // RFC 6750 §3 / RFC 9728 §5.1: point the client at the protected resource metadata.
       const challenge = `Bearer resource_metadata="${metadataUrl}"${auth.presented ? ', error="invalid_token"' : ""}`;
-      logger.info({ requestId, tenant: tenant.slug, reason: auth.reason }, "unauthenticated");
+      log.info({ tenant: tenant.slug, reason: auth.reason }, "unauthenticated");
       sendAppError(
         res,
         new AppError(
@@ -300,6 +405,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
       return;
     }
+    if (await overPrincipalLimit(res, tenant, auth.principal, cors, log)) return;
     let single: UpstreamSnapshot | null = null;
     if (upstreamName !== undefined) {
       single = tenant.upstreamsByName.get(upstreamName) ?? null;
@@ -316,11 +422,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         return;
       }
     }
-    const caller: Caller = { tenant, principal: auth.principal, single, requestId, headers: cors };
+    const caller: Caller = { tenant, principal: auth.principal, single, requestId, headers: cors, log };
     await endpoint.handle(req, res, caller);
   };
 
-  const route = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+  const route = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    log: Logger,
+    seen: { tenantId: string | null },
+  ): Promise<void> => {
     const rawPath = (req.url ?? "/").split("?")[0] ?? "/";
     if (rawPath === "/healthz") return sendJson(res, 200, { status: "ok", node: config.nodeId });
     if (rawPath === "/readyz") {
@@ -328,7 +440,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       return sendJson(res, r.ready ? 200 : 503, { status: r.ready ? "ready" : "not ready", ...r.checks });
     }
     if (rawPath === "/metrics") {
-      metrics.sessionsOpen.set(sessions.sessions.size);
+      refreshGauges();
       const body = await metrics.registry.metrics();
       res.writeHead(200, { "content-type": metrics.registry.contentType });
       res.end(body);
@@ -342,7 +454,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (tenantRef === null || upstream === null) {
         return sendAppError(res, new AppError(ErrorCode.INVALID_REQUEST, "Malformed path."));
       }
-      return await handleMcp(req, res, requestId, tenantRef, upstream);
+      return await handleMcp(req, res, requestId, log, tenantRef, upstream, seen);
     }
     const prm = PRM_PATH.exec(rawPath);
     if (prm && (req.method === "GET" || req.method === "HEAD")) {
@@ -361,23 +473,26 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader("x-request-id", requestId);
-    res.on("finish", () =>
-      metrics.httpRequests.inc({ method: metricHttpMethod(req.method), status: String(res.statusCode) }),
-    );
-    if (closing) {
+    // Every log line about this request carries its id (pino child; ~0.3 µs).
+    const log = logger.child({ requestId });
+    const seen = { tenantId: null as string | null };
+    res.on("finish", () => {
+      const method = metricHttpMethod(req.method);
+      metrics.httpRequests.inc({ method, status: String(res.statusCode) });
+      if (seen.tenantId) opsMetrics.recordHttpRequest(seen.tenantId, method, res.statusCode);
+    });
+    if (closing && !endpoint.admitWhileDraining(req)) {
       sendAppError(
         res,
         new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This gateway node is shutting down; retry."),
         null,
-        {
-          connection: "close",
-        },
+        { connection: "close", "retry-after": "1" },
       );
       return;
     }
     // Nothing a client sends may take the node down: every failure becomes a response.
-    route(req, res, requestId).catch((err: unknown) => {
-      logger.error({ err, requestId }, "unhandled request failure");
+    route(req, res, requestId, log, seen).catch((err: unknown) => {
+      log.error({ err }, "unhandled request failure");
       if (!res.headersSent) {
         sendAppError(
           res,
@@ -400,11 +515,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   await upstreamTokens?.start();
   await tenants.start();
   await sessions.start();
+  opsMetrics.setBusConnected(bus.connected);
 
   const gateway: Gateway = {
     server,
     config,
     metrics,
+    opsMetrics,
+    breakers,
     tenants,
     localSessions: () => sessions.sessions.size,
     async listen(port = config.port, host = config.host) {
@@ -422,18 +540,28 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     async close() {
       if (closing) return;
       closing = true;
+      opsMetrics.setReady(false);
       const stopped = new Promise<void>((resolve) => {
         if (!server.listening) return resolve();
         server.close(() => resolve());
       });
+      server.closeIdleConnections();
+      // Long-lived streams would hold the server open: end them first (clients reconnect elsewhere).
+      sessions.closeStreams();
+      const inFlight = endpoint.inFlight;
+      const drained = await endpoint.drain(config.drainTimeoutMs);
+      logger.info(
+        { inFlight, drained, left: endpoint.inFlight },
+        drained ? "drained in-flight calls" : "drain timed out; cutting the calls left",
+      );
       await sessions.close();
       server.closeIdleConnections();
-      // In-flight requests get a moment to finish; then the rest is cut.
-      const force = setTimeout(() => server.closeAllConnections(), 5000);
+      const force = setTimeout(() => server.closeAllConnections(), drained ? 2000 : 200);
       force.unref();
       await stopped;
       clearTimeout(force);
-      await Promise.allSettled([upstreams.close(), tenants.close(), upstreamTokens?.stop(), audit.flush()]);
+      await Promise.allSettled([upstreams.close(), tenants.close(), upstreamTokens?.stop()]);
+      await audit.flush().catch((err: unknown) => logger.warn({ err }, "audit flush at shutdown failed"));
       if (!deps.sessions) await store.close();
     },
   };

@@ -43,6 +43,19 @@ export const GatewayEnvSchema = z.object({
   GATEWAY_STDIO_MAX_LIFETIME_MS: int(1000, 7 * 24 * 3600_000).default(3600_000),
   /** Safety net besides the bus: compare cached config versions with the database this often (0 = off). */
   GATEWAY_CONFIG_RECHECK_MS: int(0, 3600_000).default(30_000),
+  /** Open sessions one principal may hold in a tenant, across all nodes (0 = no cap). */
+  GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: int(0, 1_000_000).default(100),
+  /** Requests of any kind one principal may send per minute, across all nodes (0 = off): HTTP 429 past it. */
+  GATEWAY_PRINCIPAL_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(0),
+  /** On shutdown, how long in-flight calls may run before they are cut. */
+  GATEWAY_DRAIN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  /** Consecutive failures that open an upstream's circuit, and how long it stays open. */
+  GATEWAY_CIRCUIT_FAILURE_THRESHOLD: int(1, 1000).default(5),
+  GATEWAY_CIRCUIT_COOLDOWN_MS: int(100, 3_600_000).default(30_000),
+  /** OpenTelemetry: OTLP/HTTP base URL; unset = tracing off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.string().url().optional()),
+  /** `k1=v1,k2=v2` headers for the OTLP exporter (OpenTelemetry SDK environment spec). */
+  OTEL_EXPORTER_OTLP_HEADERS: optionalString,
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -69,6 +82,13 @@ export interface GatewayConfig {
   stdioIdleTimeoutMs: number;
   stdioMaxLifetimeMs: number;
   configRecheckMs: number;
+  maxSessionsPerPrincipal: number;
+  principalRequestsPerMinute: number;
+  drainTimeoutMs: number;
+  circuitFailureThreshold: number;
+  circuitCoolDownMs: number;
+  otlpEndpoint: string | undefined;
+  otlpHeaders: Record<string, string>;
   logLevel: string;
 }
 
@@ -107,6 +127,13 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     stdioIdleTimeoutMs: e.GATEWAY_STDIO_IDLE_TIMEOUT_MS,
     stdioMaxLifetimeMs: e.GATEWAY_STDIO_MAX_LIFETIME_MS,
     configRecheckMs: e.GATEWAY_CONFIG_RECHECK_MS,
+    maxSessionsPerPrincipal: e.GATEWAY_MAX_SESSIONS_PER_PRINCIPAL,
+    principalRequestsPerMinute: e.GATEWAY_PRINCIPAL_REQUESTS_PER_MINUTE,
+    drainTimeoutMs: e.GATEWAY_DRAIN_TIMEOUT_MS,
+    circuitFailureThreshold: e.GATEWAY_CIRCUIT_FAILURE_THRESHOLD,
+    circuitCoolDownMs: e.GATEWAY_CIRCUIT_COOLDOWN_MS,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    otlpHeaders: parseOtlpHeaders(e.OTEL_EXPORTER_OTLP_HEADERS),
     logLevel: e.LOG_LEVEL,
   });
 }
@@ -134,9 +161,33 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     stdioIdleTimeoutMs: 5 * 60_000,
     stdioMaxLifetimeMs: 3600_000,
     configRecheckMs: 30_000,
+    maxSessionsPerPrincipal: 100,
+    principalRequestsPerMinute: 0,
+    drainTimeoutMs: 10_000,
+    circuitFailureThreshold: 5,
+    circuitCoolDownMs: 30_000,
+    otlpEndpoint: undefined,
+    otlpHeaders: {},
     logLevel: "info",
     ...partial,
     publicUrl,
     publicApiUrl,
   };
+}
+
+/** `OTEL_EXPORTER_OTLP_HEADERS`: comma-separated `key=value` pairs, values URL-encoded (OTel spec). */
+function parseOtlpHeaders(raw: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (raw ?? "").split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) continue;
+    const key = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    try {
+      out[key] = decodeURIComponent(value);
+    } catch {
+      out[key] = value;
+    }
+  }
+  return out;
 }

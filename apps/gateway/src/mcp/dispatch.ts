@@ -1,7 +1,11 @@
 import { createHash } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 import { AppError, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/metrics.js";
+import type { CircuitBreakers } from "../ops/circuit-breaker.js";
+import type { GatewayMetrics } from "../ops/metrics.js";
+import type { ToolCallSpan, Tracing, UpstreamSpan } from "../ops/tracing.js";
 import type { AuditSink, RateLimiter } from "../ports.js";
 import { toAppError, type UpstreamConnection } from "../upstream/upstream-client.js";
 import type { UpstreamManager } from "../upstream/upstream-manager.js";
@@ -28,6 +32,10 @@ export interface DispatchDeps {
   audit: AuditSink;
   metrics: CoreMetrics;
   logger: Logger;
+  /** One breaker per `${tenantId}/${upstream}` around every upstream request. */
+  breakers: CircuitBreakers;
+  tracing: Tracing;
+  opsMetrics: GatewayMetrics;
 }
 
 /** One JSON-RPC request being served. */
@@ -37,6 +45,10 @@ export interface RequestContext {
   session: LocalSession | null;
   modern: boolean;
   requestId: string;
+  /** Logger of this request (carries its request id). */
+  log: Logger;
+  /** The agent's HTTP request headers (a `traceparent` there parents our span). */
+  httpHeaders: IncomingHttpHeaders;
   id: string | number;
   signal: AbortSignal;
   /** Sends a request-related message (progress, logging, server-to-client requests) before the response. */
@@ -122,7 +134,7 @@ export class Dispatcher {
     field: string,
     params: Json,
   ): Promise<Json> {
-    const items = await mergedList(ctx.view, this.deps.upstreams, kind, this.deps.logger);
+    const items = await mergedList(ctx.view, this.deps.upstreams, kind, ctx.log);
     if (kind === "tools" && ctx.session && params.cursor === undefined) {
       ctx.session.toolsSignature = listSignature(items);
     }
@@ -130,18 +142,45 @@ export class Dispatcher {
     return { [field]: p.items, ...(p.nextCursor ? { nextCursor: p.nextCursor } : {}) };
   }
 
-  /** Runs `fn` on the right connection: the session's own upstream session, or the node's shared one (stateless callers). */
+  /**
+   * Runs `fn` on the right connection (the session's own upstream session, or the node's shared
+   * one for stateless callers) under the upstream's circuit breaker: while it is open, calls fail
+   * fast with UPSTREAM_UNAVAILABLE naming when to retry. Transport failures and timeouts count
+   * against the upstream; any answer (even a JSON-RPC error or `isError`) counts for it; a call
+   * the client cancelled counts for neither.
+   */
   private async onUpstream<T>(
     ctx: RequestContext,
     u: UpstreamSnapshot,
     fn: (c: UpstreamConnection) => Promise<T>,
   ): Promise<T> {
-    this.deps.upstreams.assertReachable(u);
+    const tenantId = ctx.view.tenant.id;
+    const breaker = this.deps.breakers.get(`${tenantId}/${u.name}`);
+    const permit = breaker.tryAcquire();
+    if (!permit) {
+      const retryAfterMs = Math.max(breaker.retryAfterMs, 1000);
+      throw new AppError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        `Upstream ${u.name} keeps failing, so the gateway is not sending it calls for now (circuit open); retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
+        { upstream: u.name, circuit: "open", retryAfterMs },
+      );
+    }
     try {
-      if (ctx.session) return await this.deps.sessions.withConnection(ctx.session, u, fn);
-      return await this.deps.upstreams.withShared(u, fn, ctx.view);
+      this.deps.upstreams.assertReachable(u);
+      const result = ctx.session
+        ? await this.deps.sessions.withConnection(ctx.session, u, fn)
+        : await this.deps.upstreams.withShared(u, fn, ctx.view);
+      permit.success();
+      this.deps.opsMetrics.setUpstreamUp(tenantId, u.name, true);
+      return result;
     } catch (err) {
-      throw toAppError(err, u, "request");
+      const e = toAppError(err, u, "request");
+      if (ctx.signal.aborted) permit.release();
+      else if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE || e.code === ErrorCode.TIMEOUT) {
+        permit.failure();
+        this.deps.opsMetrics.setUpstreamUp(tenantId, u.name, false);
+      } else permit.success();
+      throw e;
     }
   }
 
@@ -151,30 +190,34 @@ export class Dispatcher {
     method: string,
     params: Json,
     progressToken?: unknown,
+    trace?: UpstreamSpan,
   ): Promise<Json> {
     const timeout = this.deps.upstreams.timeoutOf(u);
     return await this.onUpstream(ctx, u, async (conn) => {
-      const result = await conn.client.request(
-        { method: method as "tools/call", params },
-        {
-          timeout,
-          resetTimeoutOnProgress: true,
-          maxTotalTimeout: Math.max(timeout, 10 * timeout),
-          signal: ctx.signal,
-          ...(progressToken !== undefined
-            ? {
-                onprogress: (p: Json) => {
-                  // The agent's own token goes back to it; the upstream saw a token of ours (no collisions).
-                  ctx.send({
-                    jsonrpc: "2.0",
-                    method: "notifications/progress",
-                    params: { ...p, progressToken },
-                  });
-                },
-              }
-            : {}),
-        },
-      );
+      const request = () =>
+        conn.client.request(
+          { method: method as "tools/call", params },
+          {
+            timeout,
+            resetTimeoutOnProgress: true,
+            maxTotalTimeout: Math.max(timeout, 10 * timeout),
+            signal: ctx.signal,
+            ...(progressToken !== undefined
+              ? {
+                  onprogress: (p: Json) => {
+                    // The agent's own token goes back to it; the upstream saw a token of ours (no collisions).
+                    ctx.send({
+                      jsonrpc: "2.0",
+                      method: "notifications/progress",
+                      params: { ...p, progressToken },
+                    });
+                  },
+                }
+              : {}),
+          },
+        );
+      // The transport's fetch adds `traceparent` from the active context (see upstream-client.ts).
+      const result = trace ? await trace.run(request) : await request();
       return stripEra(result as unknown as Json);
     });
   }
@@ -194,6 +237,11 @@ export class Dispatcher {
     const args = (params.arguments ?? {}) as Json;
     const argsJson = JSON.stringify(args);
     const { tenant, principal } = ctx.view;
+    const span: ToolCallSpan = this.deps.tracing.startToolCall({
+      tenant: tenant.slug,
+      requestId: ctx.requestId,
+      incomingHeaders: ctx.httpHeaders,
+    });
     const event = {
       tenantId: tenant.id,
       principal,
@@ -201,6 +249,7 @@ export class Dispatcher {
       requestId: ctx.requestId,
       argsSize: Buffer.byteLength(argsJson),
       argsHash: createHash("sha256").update(argsJson).digest("hex"),
+      // The tenant opted in to argument capture; otherwise size and hash only.
       ...(tenant.settings.captureArguments ? { args } : {}),
     };
     let upstreamName = ctx.view.single?.name ?? "";
@@ -209,6 +258,7 @@ export class Dispatcher {
     let ruleId: string | null = null;
     let upstreamLatencyMs: number | null = null;
     let outcome = "ok";
+    let failure: unknown;
     try {
       const resolved = await resolveName(ctx.view, this.deps.upstreams, "tools", exposed);
       if (!resolved) {
@@ -222,6 +272,7 @@ export class Dispatcher {
       const u = "denied" in resolved ? resolved.denied : resolved.upstream;
       upstreamName = u.name;
       tool = resolved.name;
+      span.setTarget(u.name, tool);
       // Policy (architecture.md step 5): a matching deny wins, hidden tools are denied too.
       const verdict = tenant.policy.evaluate({ principal, upstream: u.name, tool, args });
       decision = verdict.decision;
@@ -235,16 +286,13 @@ export class Dispatcher {
           { ruleId: verdict.ruleId, tool: exposed },
         );
       }
-      // Rate limits (architecture.md step 6): per key / principal, then per tenant.
-      const keyLimit = principal.keyId
-        ? (tenant.keysById.get(principal.keyId)?.rateLimitPerMinute ?? null)
-        : null;
-      if (keyLimit)
-        await this.take(`key:${tenant.id}:${principal.id}`, keyLimit, () => (outcome = "rate_limited"));
-      const tenantLimit = tenant.settings.rateLimit?.perMinute;
-      if (tenantLimit) await this.take(`tenant:${tenant.id}`, tenantLimit, () => (outcome = "rate_limited"));
+      // Rate limits (architecture.md step 6): per key / principal, per tenant, per allowing rule.
+      await this.checkLimits(ctx, verdict.ruleId, () => {
+        outcome = "rate_limited";
+      });
 
       const meta = asObject(params._meta);
+      const upstreamSpan = span.startUpstream(u.name);
       const t0 = performance.now();
       let result: Json;
       try {
@@ -254,13 +302,19 @@ export class Dispatcher {
           "tools/call",
           forwardParams(params, { name: tool }),
           meta.progressToken,
+          upstreamSpan,
         );
+        upstreamSpan.end();
+      } catch (err) {
+        upstreamSpan.end(err);
+        throw err;
       } finally {
         upstreamLatencyMs = Math.round(performance.now() - t0);
       }
       if (result.isError === true) outcome = "error";
       return namespaceContent(ctx.view, u, result);
     } catch (err) {
+      failure = err;
       if (outcome === "ok" || outcome === "error") {
         const code = err instanceof AppError ? err.code : ErrorCode.INTERNAL;
         outcome = ctx.signal.aborted
@@ -275,6 +329,7 @@ export class Dispatcher {
     } finally {
       const latencyMs = Math.round(performance.now() - started);
       this.deps.metrics.toolCallSeconds.observe({ outcome }, latencyMs / 1000);
+      span.end(outcome, outcome === "denied" || outcome === "rate_limited" ? undefined : failure);
       try {
         this.deps.audit.record({
           ...event,
@@ -288,19 +343,42 @@ export class Dispatcher {
           at: new Date(),
         });
       } catch (err) {
-        this.deps.logger.error({ err }, "audit sink threw");
+        ctx.log.error({ err }, "audit sink threw");
       }
     }
   }
 
-  private async take(key: string, perMinute: number, onLimited: () => void): Promise<void> {
+  /**
+   * The buckets a tools/call draws on, in order: the API key's (or, for other principals, none),
+   * the tenant's, and the allowing rule's per principal. The first one that is empty refuses the
+   * call with RATE_LIMITED and `data.retryAfterMs`.
+   */
+  private async checkLimits(
+    ctx: RequestContext,
+    ruleId: string | null,
+    onLimited: () => void,
+  ): Promise<void> {
+    const { tenant, principal } = ctx.view;
+    const keyLimit = principal.keyId
+      ? (tenant.keysById.get(principal.keyId)?.rateLimitPerMinute ?? null)
+      : null;
+    if (keyLimit) await this.take(`key:${tenant.id}:${principal.id}`, keyLimit, "API key", onLimited);
+    const tenantLimit = tenant.settings.rateLimit?.perMinute;
+    if (tenantLimit) await this.take(`tenant:${tenant.id}`, tenantLimit, "tenant", onLimited);
+    const ruleLimit = ruleId ? tenant.policy.ruleById(ruleId)?.rateLimit?.perMinute : undefined;
+    if (ruleLimit) {
+      await this.take(`tool:${tenant.id}:${ruleId}:${principal.id}`, ruleLimit, `rule ${ruleId}`, onLimited);
+    }
+  }
+
+  private async take(key: string, perMinute: number, what: string, onLimited: () => void): Promise<void> {
     const r = await this.deps.rateLimiter.take(key, perMinute);
     if (!r.ok) {
       onLimited();
       throw new AppError(
         ErrorCode.RATE_LIMITED,
-        `Rate limit of ${perMinute} calls per minute reached; retry in ${Math.ceil(r.retryAfterMs / 1000)} s.`,
-        { retryAfterMs: r.retryAfterMs },
+        `Rate limit of the ${what} (${perMinute} calls per minute) reached; retry in ${Math.ceil(r.retryAfterMs / 1000)} s.`,
+        { retryAfterMs: r.retryAfterMs, limit: perMinute, scope: key.slice(0, key.indexOf(":")) },
       );
     }
   }

@@ -169,6 +169,11 @@ export class SessionRegistry {
     return this.attach(record, principal);
   }
 
+  /** Counts a new session against its principal's cap (see `SessionStore.claimSlot`). */
+  async claimSlot(record: SessionRecord, cap: number): Promise<boolean> {
+    return await this.opts.store.claimSlot(record, cap);
+  }
+
   async save(session: LocalSession): Promise<void> {
     await this.opts.store.put(session.record);
   }
@@ -176,6 +181,7 @@ export class SessionRegistry {
   /** Ends a session everywhere: store entry deleted, upstream sessions terminated. */
   async terminate(session: LocalSession): Promise<void> {
     await this.opts.store.delete(session.id);
+    await this.opts.store.releaseSlot(session.record).catch(() => {});
     await this.dropLocal(session, true);
   }
 
@@ -440,6 +446,23 @@ export class SessionRegistry {
         void this.dropLocal(s, false);
       }
     }
+  }
+
+  /**
+   * Ends the long-lived streams on this node (GET streams, `subscriptions/listen`) so that a
+   * draining node is not held open by them; the clients reconnect to another node.
+   */
+  closeStreams(): void {
+    for (const l of this.listeners) {
+      l.stream.send({
+        jsonrpc: "2.0",
+        id: l.id,
+        result: { _meta: { "io.modelcontextprotocol/subscriptionId": l.id } },
+      });
+      l.stream.close();
+    }
+    this.listeners.clear();
+    for (const s of this.sessions.values()) s.getStream?.close();
   }
 
   async close(): Promise<void> {

@@ -39,6 +39,8 @@ export interface McpEndpointDeps {
   maxBodyBytes: number;
   /** Answer requests as SSE whenever the client accepts it (what the SDK servers do). */
   sseResponses: boolean;
+  /** Open sessions one principal may hold per tenant across nodes (0 = no cap). */
+  maxSessionsPerPrincipal?: number;
 }
 
 /** The authenticated caller on one endpoint. */
@@ -49,6 +51,8 @@ export interface Caller {
   requestId: string;
   /** Headers every response carries (CORS). */
   headers: Record<string, string>;
+  /** The request's logger (a child carrying its request id). */
+  log: Logger;
 }
 
 type Classified =
@@ -137,7 +141,55 @@ export function errorObject(err: unknown): { code: number; message: string; data
  * SDKs still speak) with sessions, and revision 2026-07-28 stateless requests, on the same path.
  */
 export class McpEndpoint {
+  private active = 0;
+  private draining = false;
+  private idle: Array<() => void> = [];
+
   constructor(private readonly deps: McpEndpointDeps) {}
+
+  /** JSON-RPC requests being served on this node now. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /**
+   * Stops taking new JSON-RPC requests and waits up to `timeoutMs` for the ones in flight;
+   * true when none is left.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    if (this.active === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      new Promise<boolean>((resolve) => this.idle.push(() => resolve(true))),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  /**
+   * While draining, a POST of a session with calls in flight here is still let in: it may carry
+   * the agent's answer to a sampling or elicitation request, or a cancellation, that those calls
+   * need to finish. New requests in it are refused (503) by `post`.
+   */
+  admitWhileDraining(req: IncomingMessage): boolean {
+    if (req.method !== "POST") return false;
+    const sid = header(req, "mcp-session-id");
+    const s = sid ? this.deps.sessions.sessions.get(sid) : undefined;
+    return s !== undefined && s.inflight.size > 0;
+  }
+
+  private enter(): void {
+    this.active++;
+  }
+
+  private leave(): void {
+    this.active--;
+    if (this.active === 0 && this.idle.length > 0) for (const fn of this.idle.splice(0)) fn();
+  }
 
   async handle(req: IncomingMessage, res: ServerResponse, caller: Caller): Promise<void> {
     switch (req.method) {
@@ -268,6 +320,15 @@ export class McpEndpoint {
       sendAppError(res, e, idOf(msg), caller.headers, e.httpStatus);
       return;
     }
+    if (this.draining && c.kind === "request") {
+      sendAppError(
+        res,
+        new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This gateway node is shutting down; retry."),
+        c.id,
+        { ...caller.headers, connection: "close", "retry-after": "1" },
+      );
+      return;
+    }
     const params = isObject((c as { params?: unknown }).params)
       ? ((c as { params: Json }).params as Json)
       : {};
@@ -321,6 +382,7 @@ export class McpEndpoint {
     const key = LocalSession.key(c.id);
     const inflight = { id: c.id, upstreamId: null as string | null, abort, channel, startedAt: Date.now() };
     if (session) session.inflight.set(key, inflight);
+    this.enter();
     // 2026-07-28: closing the response stream cancels the request. Earlier revisions: it does not.
     if (modern) channel.onClientGone(() => abort.abort());
     try {
@@ -330,6 +392,8 @@ export class McpEndpoint {
           session,
           modern,
           requestId: caller.requestId,
+          log: caller.log,
+          httpHeaders: _req.headers,
           id: c.id,
           signal: abort.signal,
           send: (m) => channel.send(m),
@@ -346,7 +410,7 @@ export class McpEndpoint {
     } catch (err) {
       const e = errorObject(err);
       if (!(err instanceof AppError) && !(err instanceof ClientRequestError)) {
-        this.deps.logger.error({ err, requestId: caller.requestId, method: c.method }, "request failed");
+        caller.log.error({ err, method: c.method }, "request failed");
       }
       this.deps.metrics.mcpRequests.inc({ method: metricMethod(c.method), outcome: "error" });
       const data = isObject(e.data) ? e.data : {};
@@ -355,6 +419,7 @@ export class McpEndpoint {
       channel.finish(jsonRpcError(c.id, e), status);
     } finally {
       if (session) session.inflight.delete(key);
+      this.leave();
     }
   }
 
@@ -409,10 +474,26 @@ export class McpEndpoint {
       upstreams: {},
       createdAt: Date.now(),
     };
+    const cap = this.deps.maxSessionsPerPrincipal ?? 0;
     try {
+      if (cap > 0 && !(await this.deps.sessions.claimSlot(record, cap))) {
+        caller.log.info({ principal: caller.principal.id, cap }, "session cap reached");
+        sendAppError(
+          res,
+          new AppError(
+            ErrorCode.RATE_LIMITED,
+            `This principal already has ${cap} open sessions in this tenant (the gateway's cap); end unused ones with DELETE, or wait for idle ones to expire, then initialize again.`,
+            { limit: cap, scope: "sessions", retryAfterMs: 60_000 },
+          ),
+          id,
+          { ...caller.headers, "retry-after": "60" },
+          429,
+        );
+        return;
+      }
       await this.deps.sessions.create(record, caller.principal);
     } catch (err) {
-      this.deps.logger.error({ err, requestId: caller.requestId }, "could not store session");
+      caller.log.error({ err }, "could not store session");
       sendAppError(
         res,
         new AppError(ErrorCode.SERVICE_UNAVAILABLE, "The session store is unavailable; retry shortly."),

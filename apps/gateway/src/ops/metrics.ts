@@ -8,7 +8,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 export type CallOutcome = string;
 
 export type CircuitStateValue = "closed" | "half_open" | "open";
-export type RateLimitScope = "key" | "tenant" | "tool";
+export type RateLimitScope = "key" | "tenant" | "tool" | "principal";
 
 export interface GatewayMetricsOptions {
   /** Registry to register into; a fresh one by default (tests make one each). */

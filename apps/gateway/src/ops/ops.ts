@@ -66,7 +66,8 @@ export interface Ops {
 
 /**
  * Rate limiter that also counts rejections. Keys are expected as `<scope>:<tenantId>[:…]`
- * (`key:<tenantId>:<principal>`, `tenant:<tenantId>`, `tool:<tenantId>:…`), which is how the
+ * (`key:<tenantId>:<principal>`, `tenant:<tenantId>`, `tool:<tenantId>:…`,
+ * `principal:<tenantId>:<principal>` for the transport-level request limit), which is how the
  * tenant and scope labels are found.
  */
 export class MeteredRateLimiter implements RateLimiter {
@@ -79,7 +80,8 @@ export class MeteredRateLimiter implements RateLimiter {
     const result = await this.inner.take(key, perMinute, cost);
     if (!result.ok) {
       const [scope, tenantId] = key.split(":", 2);
-      const s: RateLimitScope = scope === "tenant" || scope === "tool" ? scope : "key";
+      const s: RateLimitScope =
+        scope === "tenant" || scope === "tool" || scope === "principal" ? scope : "key";
       this.metrics.recordRateLimited(tenantId ?? "none", s);
     }
     return result;

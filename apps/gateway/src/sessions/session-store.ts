@@ -38,6 +38,13 @@ export interface SessionStore {
   touch(id: string): Promise<boolean>;
   delete(id: string): Promise<void>;
   /**
+   * Counts `record` against its principal's open sessions in its tenant: true (and counted) while
+   * fewer than `cap` of them still exist, false when the cap is reached. Shared by every node.
+   */
+  claimSlot(record: SessionRecord, cap: number): Promise<boolean>;
+  /** Uncounts a session that ended (DELETE). Expired ones are uncounted lazily by `claimSlot`. */
+  releaseSlot(record: SessionRecord): Promise<void>;
+  /**
    * Delivers a message to another node (server-to-client responses that arrived on the wrong node).
    * Optional: a single-node store has nowhere to send it.
    */
@@ -48,6 +55,7 @@ export interface SessionStore {
 
 export class MemorySessionStore implements SessionStore {
   private readonly records = new Map<string, { record: SessionRecord; expiresAt: number }>();
+  private readonly byPrincipal = new Map<string, Set<string>>();
 
   constructor(private readonly ttlSeconds = 3600) {}
 
@@ -82,8 +90,35 @@ export class MemorySessionStore implements SessionStore {
     this.records.delete(id);
   }
 
+  async claimSlot(record: SessionRecord, cap: number): Promise<boolean> {
+    const key = `${record.tenantId}\u0000${record.principalId}`;
+    let ids = this.byPrincipal.get(key);
+    if (!ids) {
+      ids = new Set();
+      this.byPrincipal.set(key, ids);
+    }
+    if (ids.size >= cap) {
+      const now = Date.now();
+      for (const id of ids) {
+        const e = this.records.get(id);
+        if (!e || e.expiresAt <= now) ids.delete(id);
+      }
+      if (ids.size >= cap) return false;
+    }
+    ids.add(record.id);
+    return true;
+  }
+
+  async releaseSlot(record: SessionRecord): Promise<void> {
+    const key = `${record.tenantId}\u0000${record.principalId}`;
+    const ids = this.byPrincipal.get(key);
+    ids?.delete(record.id);
+    if (ids?.size === 0) this.byPrincipal.delete(key);
+  }
+
   async close(): Promise<void> {
     this.records.clear();
+    this.byPrincipal.clear();
   }
 }
 
@@ -92,6 +127,25 @@ export interface RedisSessionStoreOptions {
   keyPrefix: string;
   ttlSeconds: number;
 }
+
+// Counts a session against its principal's set unless `cap` live ones are there already. Members
+// whose session key has expired are dropped first, only when the set looks full (so the common
+// case is SCARD + SADD). It reads session keys it derives from ARGV: a single Redis, not a cluster.
+const CLAIM_SLOT_LUA = `
+local cap = tonumber(ARGV[2])
+if redis.call('SCARD', KEYS[1]) >= cap then
+  for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if redis.call('EXISTS', ARGV[3] .. m) == 0 then redis.call('SREM', KEYS[1], m) end
+  end
+  if redis.call('SCARD', KEYS[1]) >= cap then return 0 end
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
+
+/** A principal's session set outlives idle sessions by far: sessions in use are touched, the set is not. */
+const SLOT_SET_TTL_SECONDS = 7 * 24 * 3600;
 
 /** Sessions as JSON strings under `{prefix}session:{id}` with a TTL refreshed on use. */
 export class RedisSessionStore implements SessionStore {
@@ -134,6 +188,27 @@ export class RedisSessionStore implements SessionStore {
 
   async delete(id: string): Promise<void> {
     await this.redis.del(this.key(id));
+  }
+
+  private slotKey(record: SessionRecord): string {
+    return `${this.opts.keyPrefix}psessions:${record.tenantId}:${record.principalId}`;
+  }
+
+  async claimSlot(record: SessionRecord, cap: number): Promise<boolean> {
+    const r = await this.redis.eval(
+      CLAIM_SLOT_LUA,
+      1,
+      this.slotKey(record),
+      record.id,
+      cap,
+      `${this.opts.keyPrefix}session:`,
+      SLOT_SET_TTL_SECONDS,
+    );
+    return r === 1;
+  }
+
+  async releaseSlot(record: SessionRecord): Promise<void> {
+    await this.redis.srem(this.slotKey(record), record.id);
   }
 
   private channel(nodeId: string): string {

@@ -13,6 +13,7 @@ import {
   type Transport,
 } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
+import { injectActiveTraceContext } from "../ops/tracing.js";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
 import { authFailureOf, type TransportAuth } from "./upstream-credentials.js";
 
@@ -48,6 +49,8 @@ export interface ConnectOptions {
    * refresh and retries once.
    */
   authProvider?: TransportAuth;
+  /** Tracing is on: add the active span's `traceparent` to every HTTP request (W3C Trace Context). */
+  traceContext?: boolean;
 }
 
 /** One MCP client connection to an upstream, on the v2 SDK client (dual-era). */
@@ -181,12 +184,14 @@ function makeTransport(opts: ConnectOptions): Transport {
   }
   // Static headers only: the agent's own credentials are never forwarded (architecture.md, step 7).
   const headers = unsealHeaders(u, opts.sealer);
+  const traced = opts.traceContext ? { fetch: tracedFetch } : {};
   const auth = opts.authProvider ? { authProvider: opts.authProvider } : {};
   if (u.transport === "sse") {
-    return new SSEClientTransport(url, { requestInit: { headers }, ...auth });
+    return new SSEClientTransport(url, { requestInit: { headers }, ...traced, ...auth });
   }
   return new StreamableHTTPClientTransport(url, {
     requestInit: { headers },
+    ...traced,
     ...auth,
     // Resume the upstream's session on a node that did not open it (no new initialize).
     ...(opts.resume?.sessionId ? { sessionId: opts.resume.sessionId } : {}),
@@ -198,6 +203,12 @@ function makeTransport(opts: ConnectOptions): Transport {
       maxRetries: 2,
     },
   });
+}
+
+/** fetch with the active span's trace context (the dispatcher runs upstream requests inside the span). */
+function tracedFetch(url: string | URL, init?: RequestInit): Promise<Response> {
+  const headers = injectActiveTraceContext(new Headers(init?.headers));
+  return fetch(url, { ...init, headers });
 }
 
 /** Opens (or resumes) a connection; failures become UPSTREAM_UNAVAILABLE / TIMEOUT AppErrors. */
@@ -277,7 +288,11 @@ export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" |
   const auth = authFailureOf(err);
   if (auth) return auth;
   if (err instanceof AppError) return err;
-  if (err instanceof SdkHttpError && (err.status === 401 || err.status === 403) && isOAuthAuthMode(u.authMode)) {
+  if (
+    err instanceof SdkHttpError &&
+    (err.status === 401 || err.status === 403) &&
+    isOAuthAuthMode(u.authMode)
+  ) {
     // The transport already refreshed once and retried: the token is fresh but not accepted.
     return new AppError(
       ErrorCode.UPSTREAM_ERROR,

@@ -75,6 +75,8 @@ export class UpstreamManager {
     { idle: NodeJS.Timeout | null; max: NodeJS.Timeout }
   >();
   private readonly changeListeners = new Set<(u: UpstreamSnapshot, kind: CatalogChangeKind) => void>();
+  private readonly catalogListeners = new Set<(u: UpstreamSnapshot, catalog: Catalog) => void>();
+  private readonly healthListeners = new Set<(u: UpstreamSnapshot, up: boolean) => void>();
   /** Last snapshot seen per key, to name the upstream in change events. */
   private readonly snapshots = new Map<string, UpstreamSnapshot>();
   private readonly debounce = new Map<string, NodeJS.Timeout>();
@@ -86,6 +88,8 @@ export class UpstreamManager {
     private readonly config: GatewayConfig,
     private readonly sealer: Sealer | null,
     private readonly logger: Logger,
+    /** Tracing is on: upstream HTTP requests carry `traceparent`. */
+    private readonly traceContext = false,
   ) {}
 
   /**
@@ -103,6 +107,27 @@ export class UpstreamManager {
 
   onCatalogChange(fn: (u: UpstreamSnapshot, kind: CatalogChangeKind) => void): void {
     this.changeListeners.add(fn);
+  }
+
+  /** Every catalog (re)load, e.g. to declare the upstream's tools to the metrics. */
+  onCatalogLoaded(fn: (u: UpstreamSnapshot, catalog: Catalog) => void): void {
+    this.catalogListeners.add(fn);
+  }
+
+  /** Every connect attempt's outcome (upstream health). */
+  onHealth(fn: (u: UpstreamSnapshot, up: boolean) => void): void {
+    this.healthListeners.add(fn);
+  }
+
+  /** Tells the health listeners how the last contact with `u` went. */
+  reportHealth(u: UpstreamSnapshot, up: boolean): void {
+    for (const l of this.healthListeners) {
+      try {
+        l(u, up);
+      } catch (err) {
+        this.logger.error({ err }, "upstream health listener failed");
+      }
+    }
   }
 
   timeoutOf(u: UpstreamSnapshot): number {
@@ -139,6 +164,7 @@ export class UpstreamManager {
         sealer: this.sealer,
         allowStdio: this.config.allowStdio,
         connectTimeoutMs: this.config.upstreamConnectTimeoutMs,
+        traceContext: this.traceContext,
         capabilities,
         handlers: {
           ...handlers,
@@ -160,11 +186,13 @@ export class UpstreamManager {
       if (verdict) this.priors.set(key, verdict);
       this.down.delete(key);
       if (u.transport === "stdio") this.boundLifetime(conn);
+      this.reportHealth(u, true);
       return conn;
     } catch (err) {
       const e = toAppError(err, u, "connect");
       // One caller's missing or refused credential says nothing about the upstream's health.
       if (authFailureOf(err)) throw e;
+      if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE) this.reportHealth(u, false);
       // Configuration problems (stdio disabled, no URL) and outages alike fail fast for a while.
       if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE && this.config.upstreamRetryAfterMs > 0) {
         this.down.set(key, { until: Date.now() + this.config.upstreamRetryAfterMs, error: e });
@@ -320,6 +348,13 @@ export class UpstreamManager {
     e.pending = this.fetchCatalog(u, caller)
       .then((c) => {
         e.value = c;
+        for (const l of this.catalogListeners) {
+          try {
+            l(u, c);
+          } catch (err) {
+            this.logger.error({ err }, "catalog listener failed");
+          }
+        }
         return c;
       })
       .catch((err) => {
