@@ -6,6 +6,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createDb } from "@gatehouse/db";
+import { type GatewayConfig, loadGatewayConfig, startGatewayNode } from "@gatehouse/gateway";
 import { type Bus, InProcessBus } from "@gatehouse/shared";
 import { generateAdminToken, generateSecretsKey, RedisBus } from "@gatehouse/shared/node";
 import type { NestFastifyApplication } from "@nestjs/platform-fastify";
@@ -100,15 +101,28 @@ export async function startEmbedded(
     const apiUrl = localUrl(api.getHttpServer().address(), config.API_HOST);
 
     // ─── GATEWAY: start it here, in this process, on the same `db` and `bus` ───────────────
-    // e.g. const gateway = await createGateway({ ...gateway config..., db, bus, logger });
-    //      closers.push(() => gateway.close());
-    //      gatewayUrl = …; add it to the banner below.
+    // The same node as `start:gateway` (core + ops); its own variables (GATEWAY_PORT, …) are read
+    // by the gateway's config. It closes before the bus and the database (closers run reversed).
+    let gatewayEnv: GatewayConfig;
+    try {
+      gatewayEnv = loadGatewayConfig({ ...processEnv, SECRETS_KEY: config.SECRETS_KEY });
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+    const gateway = await startGatewayNode({
+      config: gatewayEnv,
+      db,
+      bus,
+      logger: logger.child({ service: "gatehouse-gateway", node: gatewayEnv.nodeId }),
+    });
+    closers.push(() => gateway.close());
+    const gatewayUrl = localUrl(gateway.gateway.server.address(), gatewayEnv.host);
     // ──────────────────────────────────────────────────────────────────────────────────────
 
     print(
       banner({
         apiUrl,
-        gatewayUrl: config.PUBLIC_GATEWAY_URL,
+        gatewayUrl,
         database:
           db.kind === "pglite"
             ? `embedded PGlite in ${resolve(config.DATA_DIR, "pglite")}`

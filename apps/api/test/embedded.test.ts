@@ -15,7 +15,15 @@ describe("embedded entry", () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  const env = () => ({ DATA_DIR: dataDir, API_PORT: "0", API_HOST: "127.0.0.1", LOG_LEVEL: "silent" });
+  // The embedded gateway node starts too: any free port, like the API.
+  const env = () => ({
+    DATA_DIR: dataDir,
+    API_PORT: "0",
+    API_HOST: "127.0.0.1",
+    GATEWAY_PORT: "0",
+    GATEWAY_HOST: "127.0.0.1",
+    LOG_LEVEL: "silent",
+  });
 
   test("first start generates, stores (0600) and prints the secrets; later starts reuse them and print none", async () => {
     let printed = "";
