@@ -158,6 +158,8 @@ export class UpstreamManager {
     this.assertReachable(u);
     const prior = this.priors.get(key);
     const authProvider = this.credentials.authProvider(u, caller);
+    // Set once connected: a handshake that fails closes the client, which calls onClose first.
+    let connRef: UpstreamConnection | undefined;
     try {
       const conn = await connectUpstream({
         upstream: u,
@@ -181,7 +183,7 @@ export class UpstreamManager {
         ...(prior ? { prior } : {}),
         ...(authProvider ? { authProvider } : {}),
       });
-      const connRef = conn;
+      connRef = conn;
       const verdict = conn.prior();
       if (verdict) this.priors.set(key, verdict);
       this.down.delete(key);
