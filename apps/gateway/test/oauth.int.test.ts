@@ -81,8 +81,8 @@ async function startBearerUpstream(): Promise<BearerUpstream> {
       transport = t;
     }
     const session = typeof sid === "string" ? sid : "(initialize)";
-    let seen = tokensBySession.get(session);
-    if (!seen) tokensBySession.set(session, (seen = new Set()));
+    const seen = tokensBySession.get(session) ?? new Set<string>();
+    tokensBySession.set(session, seen);
     seen.add(auth.slice(7));
     await transport.handleRequest(req, res);
   });
