@@ -124,7 +124,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           db.prisma.upstreamCredential.findUnique({ where: { upstreamId_subject: { upstreamId, subject } } }),
       })
     : null;
-  upstreams.useCredentials(new UpstreamCredentials(upstreamTokens));
+  const upstreamCredentials = new UpstreamCredentials(upstreamTokens, bus);
+  upstreams.useCredentials(upstreamCredentials);
   const discoveredTools = new DiscoveredTools(db.prisma, upstreams, logger);
   const sessions = new SessionRegistry({ store, upstreams, nodeId: config.nodeId, logger });
   const dispatcher = new Dispatcher({
@@ -512,7 +513,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   server.headersTimeout = 66_000;
   server.requestTimeout = 0; // SSE streams are long-lived
 
-  await upstreamTokens?.start();
+  await upstreamCredentials.start();
   await tenants.start();
   await sessions.start();
   opsMetrics.setBusConnected(bus.connected);
@@ -560,7 +561,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       force.unref();
       await stopped;
       clearTimeout(force);
-      await Promise.allSettled([upstreams.close(), tenants.close(), upstreamTokens?.stop()]);
+      await Promise.allSettled([upstreams.close(), tenants.close(), upstreamCredentials.stop()]);
       await audit.flush().catch((err: unknown) => logger.warn({ err }, "audit flush at shutdown failed"));
       if (!deps.sessions) await store.close();
     },

@@ -273,6 +273,31 @@ describe("upstream OAuth on a gateway node", () => {
     expect((await whoami(carol, "shared_whoami")).token).toBe("tok-shared");
     // Another principal's failure does not mark the upstream down for everyone.
     expect((await whoami(await agent("alice"))).token).toBe("tok-alice");
+
+    // Carol connects (the API stores her tokens and announces them): her next call works at once,
+    // in the same session, though the refusal is remembered for a while to spare the database.
+    expect((await callError(carol, "mine_whoami")).data.code).toBe("UPSTREAM_AUTH_REQUIRED");
+    const row = await seedCredential("mine", `key:${keys.carol!.id}`, { token: "tok-carol" });
+    // Until the announcement, the remembered answer stands (no database read per call).
+    expect((await callError(carol, "mine_whoami")).data.code).toBe("UPSTREAM_AUTH_REQUIRED");
+    await h.publisher.publish(BusChannel.credentials, {
+      type: "updated",
+      tenantId: tenant.id,
+      upstreamId: row.upstreamId,
+      subject: row.subject,
+      credentialId: row.id,
+      generation: row.generation,
+      expiresAt: row.expiresAt?.toISOString() ?? null,
+    } satisfies CredentialEvent);
+    let token = "";
+    for (let i = 0; i < 40 && !token; i++) {
+      token = await whoami(carol).then(
+        (r) => r.token,
+        () => "",
+      );
+      if (!token) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(token).toBe("tok-carol");
   });
 
   it("tells a principal whose grant was revoked to reconnect, with the reason", async () => {

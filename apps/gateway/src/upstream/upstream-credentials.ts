@@ -1,5 +1,8 @@
 import {
   AppError,
+  type Bus,
+  BusChannel,
+  CredentialEventSchema,
   credentialSubjectFor,
   ErrorCode,
   isOAuthAuthMode,
@@ -26,6 +29,11 @@ export interface TransportAuth {
 }
 
 const AUTH_FAILURE = Symbol.for("gatehouse.upstreamAuthFailure");
+/**
+ * How long "this caller has no usable credential" is remembered without a bus event saying
+ * otherwise: unconnected callers do not cost a database read per request.
+ */
+const REFUSED_TTL_MS = 10_000;
 
 /**
  * The gateway side of upstream OAuth (issue 5): which credential a caller's connection to an
@@ -34,7 +42,33 @@ const AUTH_FAILURE = Symbol.for("gatehouse.upstreamAuthFailure");
  * own token is never involved.
  */
 export class UpstreamCredentials {
-  constructor(private readonly tokens: UpstreamTokens | null) {}
+  /** `${upstreamId}\0${subject}` → the UPSTREAM_AUTH_REQUIRED answer, until a credential event or the TTL. */
+  private readonly refused = new Map<string, { until: number; error: unknown }>();
+  private unsubscribe: (() => Promise<void>) | null = null;
+
+  constructor(
+    private readonly tokens: UpstreamTokens | null,
+    private readonly bus: Bus | null = null,
+  ) {}
+
+  /** Starts the token cache and listens for credential events. */
+  async start(): Promise<void> {
+    await this.tokens?.start();
+    if (!this.bus || this.unsubscribe) return;
+    this.unsubscribe = await this.bus.subscribe(BusChannel.credentials, (message) => {
+      const parsed = CredentialEventSchema.safeParse(message);
+      if (parsed.success && parsed.data.type !== "refresh_requested") {
+        this.refused.delete(refusedKey(parsed.data.upstreamId, parsed.data.subject));
+      }
+    });
+    this.bus.onReconnect(() => this.refused.clear());
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+    this.unsubscribe = null;
+    await this.tokens?.stop();
+  }
 
   /** True for the auth modes that use stored OAuth credentials. */
   static applies(u: Pick<UpstreamSnapshot, "authMode">): boolean {
@@ -82,11 +116,16 @@ export class UpstreamCredentials {
       );
     }
     const inner = this.tokens.authProvider(c.tenant.id, u, c.principal.id);
+    const key = refusedKey(u.id, credentialSubjectFor(u, c.principal.id));
     return {
       token: async () => {
+        const refused = this.refused.get(key);
+        if (refused && refused.until > Date.now()) throw refused.error;
         try {
           return await inner.token();
         } catch (err) {
+          if (err instanceof AppError && err.code === ErrorCode.UPSTREAM_AUTH_REQUIRED)
+            this.remember(key, err);
           throw markAuthFailure(err);
         }
       },
@@ -100,6 +139,15 @@ export class UpstreamCredentials {
     };
   }
 
+  private remember(key: string, error: unknown): void {
+    const now = Date.now();
+    if (this.refused.size >= 10_000) {
+      for (const [k, v] of this.refused) if (v.until <= now) this.refused.delete(k);
+      if (this.refused.size >= 10_000) this.refused.clear();
+    }
+    this.refused.set(key, { until: now + REFUSED_TTL_MS, error });
+  }
+
   private requireCaller(u: UpstreamSnapshot, caller: CallerScope | undefined): CallerScope {
     // Fail closed: a connection to an OAuth upstream is always opened for someone.
     if (!caller) {
@@ -111,6 +159,10 @@ export class UpstreamCredentials {
     }
     return caller;
   }
+}
+
+function refusedKey(upstreamId: string, subject: string): string {
+  return `${upstreamId}\u0000${subject}`;
 }
 
 function markAuthFailure(err: unknown): unknown {
