@@ -69,6 +69,7 @@ const MCP_PATH = /^\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
 const PRM_PATH = /^\/\.well-known\/oauth-protected-resource\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const PROBE_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 const HTTP_METHODS = new Set(["GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"]);
 
 function metricHttpMethod(m: string | undefined): string {
@@ -441,6 +442,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       return sendJson(res, r.ready ? 200 : 503, { status: r.ready ? "ready" : "not ready", ...r.checks });
     }
     if (rawPath === "/metrics") {
+      await readiness();
       refreshGauges();
       const body = await metrics.registry.metrics();
       res.writeHead(200, { "content-type": metrics.registry.contentType });
@@ -482,7 +484,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       metrics.httpRequests.inc({ method, status: String(res.statusCode) });
       if (seen.tenantId) opsMetrics.recordHttpRequest(seen.tenantId, method, res.statusCode);
     });
-    if (closing && !endpoint.admitWhileDraining(req)) {
+    // Draining: probes and metrics still answer (readiness says 503), new work is turned away.
+    if (closing && !PROBE_PATHS.has(req.url ?? "") && !endpoint.admitWhileDraining(req)) {
       sendAppError(
         res,
         new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This gateway node is shutting down; retry."),
@@ -542,22 +545,26 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (closing) return;
       closing = true;
       opsMetrics.setReady(false);
+      // The listener stays open while draining: /readyz answers 503 (a load balancer takes the node
+      // out) and new requests get 503 + Retry-After, while the calls in flight finish. Long-lived
+      // streams end first; their clients reconnect elsewhere.
+      sessions.closeStreams();
+      server.closeIdleConnections();
+      const inFlight = endpoint.inFlight;
+      const drained = await endpoint.drain(config.drainTimeoutMs);
+      if (inFlight > 0 || !drained) {
+        logger.info(
+          { inFlight, left: endpoint.inFlight },
+          drained ? "drained in-flight calls" : "drain timed out; cutting the calls left",
+        );
+      }
       const stopped = new Promise<void>((resolve) => {
         if (!server.listening) return resolve();
         server.close(() => resolve());
       });
-      server.closeIdleConnections();
-      // Long-lived streams would hold the server open: end them first (clients reconnect elsewhere).
-      sessions.closeStreams();
-      const inFlight = endpoint.inFlight;
-      const drained = await endpoint.drain(config.drainTimeoutMs);
-      logger.info(
-        { inFlight, drained, left: endpoint.inFlight },
-        drained ? "drained in-flight calls" : "drain timed out; cutting the calls left",
-      );
       await sessions.close();
       server.closeIdleConnections();
-      const force = setTimeout(() => server.closeAllConnections(), drained ? 2000 : 200);
+      const force = setTimeout(() => server.closeAllConnections(), drained ? 1000 : 0);
       force.unref();
       await stopped;
       clearTimeout(force);

@@ -16,7 +16,8 @@ export interface ToolCallEvent {
   tenantId: string;
   principal: Principal;
   agent: string | null;
-  upstream: string;
+  /** Null when the name resolved to no upstream. */
+  upstream: string | null;
   tool: string;
   decision: "allow" | "deny";
   ruleId: string | null;

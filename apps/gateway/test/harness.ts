@@ -6,9 +6,10 @@ import { createTestDatabase } from "@gatehouse/db/testing";
 import { BusChannel } from "@gatehouse/shared";
 import { createSealer, generateApiKey, RedisBus } from "@gatehouse/shared/node";
 import { Redis } from "ioredis";
-import { pino } from "pino";
-import { gatewayConfig } from "../src/config/gateway.config.js";
+import { type Logger, pino } from "pino";
+import { type GatewayConfig, gatewayConfig } from "../src/config/gateway.config.js";
 import { createGateway, type Gateway } from "../src/gateway.js";
+import { type GatewayNode, startGatewayNode } from "../src/node.js";
 import type { AuditSink, RateLimiter, ToolCallEvent } from "../src/ports.js";
 import { RedisSessionStore } from "../src/sessions/session-store.js";
 
@@ -24,11 +25,21 @@ export interface Node {
   close(): Promise<void>;
 }
 
+/** A node as production runs it: `startGatewayNode` (core + ops: Redis rate limits, audit writer, …). */
+export interface OpsNode {
+  node: GatewayNode;
+  url: string;
+  nodeId: string;
+  close(): Promise<void>;
+}
+
 export interface Harness {
   db: Db;
   prefix: string;
   publisher: RedisBus;
   startNode(opts?: { rateLimiter?: RateLimiter; allowStdio?: boolean }): Promise<Node>;
+  /** `startGatewayNode` on a free port with the test defaults, audit flushed every 100 ms. */
+  startOpsNode(overrides?: Partial<GatewayConfig>, opts?: { logger?: Logger }): Promise<OpsNode>;
   /** What the API does after a write: bump the version and publish it. */
   bump(tenantId: string): Promise<number>;
   close(): Promise<void>;
@@ -39,11 +50,50 @@ export async function createHarness(): Promise<Harness> {
   const db = await createDb({ databaseUrl: database.url, poolSize: 4 });
   const prefix = `gh-test-${randomBytes(4).toString("hex")}:`;
   const publisher = new RedisBus({ url: REDIS_URL, keyPrefix: prefix });
-  const nodes: Node[] = [];
+  const nodes: Array<{ close(): Promise<void> }> = [];
   return {
     db,
     prefix,
     publisher,
+    async startOpsNode(overrides = {}, opts = {}) {
+      const nodeId = overrides.nodeId ?? `ops-${randomBytes(3).toString("hex")}`;
+      const bus = new RedisBus({ url: REDIS_URL, keyPrefix: prefix });
+      const config = gatewayConfig({
+        port: 0,
+        host: "127.0.0.1",
+        publicUrl: "http://localhost:8080",
+        secretsKey: SECRETS_KEY,
+        redisUrl: REDIS_URL,
+        redisKeyPrefix: prefix,
+        upstreamConnectTimeoutMs: 1500,
+        upstreamRetryAfterMs: 0,
+        configRecheckMs: 0,
+        maxBodyBytes: 64 * 1024,
+        ...overrides,
+        nodeId,
+      });
+      const node = await startGatewayNode({
+        config,
+        db,
+        bus,
+        logger: opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+        ops: { audit: { flushIntervalMs: 100 }, heartbeatMs: 500 },
+      });
+      let closed = false;
+      const ops: OpsNode = {
+        node,
+        nodeId,
+        url: `http://127.0.0.1:${node.port}`,
+        async close() {
+          if (closed) return;
+          closed = true;
+          await node.close();
+          await bus.close();
+        },
+      };
+      nodes.push(ops);
+      return ops;
+    },
     async startNode(opts = {}) {
       const bus = new RedisBus({ url: REDIS_URL, keyPrefix: prefix });
       const store = new RedisSessionStore({ url: REDIS_URL, keyPrefix: prefix, ttlSeconds: 600 });

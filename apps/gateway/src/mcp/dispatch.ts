@@ -252,7 +252,7 @@ export class Dispatcher {
       // The tenant opted in to argument capture; otherwise size and hash only.
       ...(tenant.settings.captureArguments ? { args } : {}),
     };
-    let upstreamName = ctx.view.single?.name ?? "";
+    let upstreamName: string | null = ctx.view.single?.name ?? null;
     let tool = exposed;
     let decision: "allow" | "deny" = "deny";
     let ruleId: string | null = null;
