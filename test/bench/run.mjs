@@ -262,6 +262,8 @@ async function startGatewayNode(env, port, nodeId, allowStdio = true) {
         // A stdio upstream is a process per agent session; on a busy 2-core box spawning 8 at once
         // can pass the 3 s default handshake limit.
         GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS: "15000",
+        // The memory section opens 10,000 sessions with one API key: lift the per-principal cap.
+        GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: "0",
         ...(allowStdio ? { GATEWAY_ALLOW_STDIO: "true" } : {}),
       },
     },

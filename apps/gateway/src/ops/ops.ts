@@ -24,7 +24,7 @@ export interface OpsLogger extends AuditLogger {
 }
 
 export interface OpsOptions {
-  prisma: Pick<PrismaClient, "auditEvent" | "gatewayNode">;
+  prisma: Pick<PrismaClient, "$executeRawUnsafe" | "gatewayNode">;
   nodeId: string;
   /** Gateway version for the node registry and traces. */
   version: string;
