@@ -231,7 +231,11 @@ describe("hard limits", () => {
     await tenant("capped");
     await stack.admin.putPolicy("capped", ALLOW_ALL);
     const key = await createKey("capped", { name: "k" });
-    for (const n of [0, 1, 0]) await rawInitialize(stack.mcpUrl("capped", undefined, n), { token: key.key });
+    // Concurrent initializes on both nodes: exactly three get through.
+    const tries = await Promise.allSettled(
+      [0, 1, 0, 1, 0, 1].map((n) => rawInitialize(stack.mcpUrl("capped", undefined, n), { token: key.key })),
+    );
+    expect(tries.filter((t) => t.status === "fulfilled")).toHaveLength(3);
     const over = await expectThrows(() =>
       rawInitialize(stack.mcpUrl("capped", undefined, 1), { token: key.key }),
     );
@@ -244,11 +248,15 @@ describe("graceful shutdown", () => {
   it("SIGTERM under load: in-flight calls finish, every answered call has its audit row, exit code 0", async () => {
     await tenant("drained");
     await stack.admin.putPolicy("drained", ALLOW_ALL);
-    const key = await createKey("drained", { name: "load" });
+    // Two keys, three sessions each (the stack caps a principal at three).
+    const keys = [
+      await createKey("drained", { name: "load-1" }),
+      await createKey("drained", { name: "load-2" }),
+    ];
     const node = stack.gateways[1]!;
     const agents = await Promise.all(
-      Array.from({ length: 6 }, () =>
-        connectAgent(stack.mcpUrl("drained", undefined, 1), { token: key.key }),
+      Array.from({ length: 6 }, (_, i) =>
+        connectAgent(stack.mcpUrl("drained", undefined, 1), { token: keys[i % 2]!.key }),
       ),
     );
     let answered = 0;

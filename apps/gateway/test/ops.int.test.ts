@@ -405,6 +405,17 @@ describe("hard limits", () => {
     await new Agent(url(nodeB), key).init();
   });
 
+  it("holds the cap under concurrent initializes on both nodes", async () => {
+    const t = await tenantWith();
+    const { key } = await seedKey(db, t.id);
+    const tries = await Promise.allSettled(
+      [nodeA, nodeB, nodeA, nodeB, nodeA, nodeB, nodeA, nodeB].map((n) =>
+        new Agent(`${n.url}/t/${t.slug}/mcp`, key).init(),
+      ),
+    );
+    expect(tries.filter((r) => r.status === "fulfilled")).toHaveLength(3);
+  });
+
   it("drains on close: /readyz says 503, in-flight calls finish, new work is refused, audit is flushed", async () => {
     const node = await h.startOpsNode({ drainTimeoutMs: 5000 });
     const t = await tenantWith();

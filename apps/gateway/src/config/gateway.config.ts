@@ -47,6 +47,11 @@ export const GatewayEnvSchema = z.object({
   GATEWAY_MAX_SESSIONS_PER_PRINCIPAL: int(0, 1_000_000).default(100),
   /** Requests of any kind one principal may send per minute, across all nodes (0 = off): HTTP 429 past it. */
   GATEWAY_PRINCIPAL_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(0),
+  /**
+   * Sessions reach 2025-era Streamable HTTP upstreams over plain node:http (keep-alive, no SDK
+   * client per session) when they need no callbacks; false: the SDK client for every session.
+   */
+  GATEWAY_UPSTREAM_HTTP_LINK: bool.default(true),
   /** On shutdown, how long in-flight calls may run before they are cut. */
   GATEWAY_DRAIN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   /** Consecutive failures that open an upstream's circuit, and how long it stays open. */
@@ -84,6 +89,7 @@ export interface GatewayConfig {
   configRecheckMs: number;
   maxSessionsPerPrincipal: number;
   principalRequestsPerMinute: number;
+  upstreamHttpLink: boolean;
   drainTimeoutMs: number;
   circuitFailureThreshold: number;
   circuitCoolDownMs: number;
@@ -129,6 +135,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     configRecheckMs: e.GATEWAY_CONFIG_RECHECK_MS,
     maxSessionsPerPrincipal: e.GATEWAY_MAX_SESSIONS_PER_PRINCIPAL,
     principalRequestsPerMinute: e.GATEWAY_PRINCIPAL_REQUESTS_PER_MINUTE,
+    upstreamHttpLink: e.GATEWAY_UPSTREAM_HTTP_LINK,
     drainTimeoutMs: e.GATEWAY_DRAIN_TIMEOUT_MS,
     circuitFailureThreshold: e.GATEWAY_CIRCUIT_FAILURE_THRESHOLD,
     circuitCoolDownMs: e.GATEWAY_CIRCUIT_COOLDOWN_MS,
@@ -163,6 +170,7 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     configRecheckMs: 30_000,
     maxSessionsPerPrincipal: 100,
     principalRequestsPerMinute: 0,
+    upstreamHttpLink: true,
     drainTimeoutMs: 10_000,
     circuitFailureThreshold: 5,
     circuitCoolDownMs: 30_000,

@@ -7,7 +7,7 @@ import type { CircuitBreakers } from "../ops/circuit-breaker.js";
 import type { GatewayMetrics } from "../ops/metrics.js";
 import type { ToolCallSpan, Tracing, UpstreamSpan } from "../ops/tracing.js";
 import type { AuditSink, RateLimiter } from "../ports.js";
-import { toAppError, type UpstreamConnection } from "../upstream/upstream-client.js";
+import { type LinkRequestOptions, toAppError, type UpstreamLink } from "../upstream/upstream-client.js";
 import type { UpstreamManager } from "../upstream/upstream-manager.js";
 import {
   type ListKind,
@@ -152,7 +152,8 @@ export class Dispatcher {
   private async onUpstream<T>(
     ctx: RequestContext,
     u: UpstreamSnapshot,
-    fn: (c: UpstreamConnection) => Promise<T>,
+    fn: (c: UpstreamLink) => Promise<T>,
+    full = false,
   ): Promise<T> {
     const tenantId = ctx.view.tenant.id;
     const breaker = this.deps.breakers.get(`${tenantId}/${u.name}`);
@@ -168,7 +169,7 @@ export class Dispatcher {
     try {
       this.deps.upstreams.assertReachable(u);
       const result = ctx.session
-        ? await this.deps.sessions.withConnection(ctx.session, u, fn)
+        ? await this.deps.sessions.withConnection(ctx.session, u, fn, full)
         : await this.deps.upstreams.withShared(u, fn, ctx.view);
       permit.success();
       this.deps.opsMetrics.setUpstreamUp(tenantId, u.name, true);
@@ -191,35 +192,34 @@ export class Dispatcher {
     params: Json,
     progressToken?: unknown,
     trace?: UpstreamSpan,
+    full = false,
   ): Promise<Json> {
     const timeout = this.deps.upstreams.timeoutOf(u);
-    return await this.onUpstream(ctx, u, async (conn) => {
-      const request = () =>
-        conn.client.request(
-          { method: method as "tools/call", params },
-          {
-            timeout,
-            resetTimeoutOnProgress: true,
-            maxTotalTimeout: Math.max(timeout, 10 * timeout),
-            signal: ctx.signal,
-            ...(progressToken !== undefined
-              ? {
-                  onprogress: (p: Json) => {
-                    // The agent's own token goes back to it; the upstream saw a token of ours (no collisions).
-                    ctx.send({
-                      jsonrpc: "2.0",
-                      method: "notifications/progress",
-                      params: { ...p, progressToken },
-                    });
-                  },
-                }
-              : {}),
-          },
-        );
-      // The transport's fetch adds `traceparent` from the active context (see upstream-client.ts).
-      const result = trace ? await trace.run(request) : await request();
-      return stripEra(result as unknown as Json);
-    });
+    const options: LinkRequestOptions = {
+      timeout,
+      resetTimeoutOnProgress: true,
+      maxTotalTimeout: Math.max(timeout, 10 * timeout),
+      signal: ctx.signal,
+      ...(progressToken !== undefined
+        ? {
+            onprogress: (p: Json) => {
+              // The agent's own token goes back to it; the upstream saw a token of ours (no collisions).
+              ctx.send({ jsonrpc: "2.0", method: "notifications/progress", params: { ...p, progressToken } });
+            },
+          }
+        : {}),
+    };
+    return await this.onUpstream(
+      ctx,
+      u,
+      async (conn) => {
+        if (!trace) return stripEra(await conn.request(method, params, options));
+        // W3C trace context: the HTTP link takes the headers; the SDK's fetch reads the active span.
+        const traced = { ...options, headers: trace.inject({}) };
+        return stripEra(await trace.run(() => conn.request(method, params, traced)));
+      },
+      full,
+    );
   }
 
   private async callTool(ctx: RequestContext, params: Json): Promise<Json> {
@@ -438,7 +438,16 @@ export class Dispatcher {
   private async subscription(ctx: RequestContext, method: string, params: Json): Promise<Json> {
     if (!ctx.session) throw new AppError(ErrorCode.METHOD_NOT_FOUND, `${method} needs a session.`);
     const r = this.resolveResource(ctx, params.uri);
-    return await this.forward(ctx, r.upstream, method, forwardParams(params, { uri: r.name }));
+    // Resource updates arrive on the upstream's GET stream: the SDK client's link keeps one.
+    return await this.forward(
+      ctx,
+      r.upstream,
+      method,
+      forwardParams(params, { uri: r.name }),
+      undefined,
+      undefined,
+      true,
+    );
   }
 
   private async complete(ctx: RequestContext, params: Json): Promise<Json> {
@@ -480,9 +489,7 @@ export class Dispatcher {
     await Promise.allSettled(
       [...ctx.session.conns.values()].map(async (p) => {
         const c = await p;
-        if (c.client.getServerCapabilities()?.logging) {
-          await c.client.request({ method: "logging/setLevel", params: { level: params.level as "info" } });
-        }
+        if (c.serverCapabilities().logging) await c.request("logging/setLevel", { level: params.level });
       }),
     );
     return {};

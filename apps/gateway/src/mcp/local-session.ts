@@ -4,7 +4,7 @@ import type { ClientCapabilities } from "@modelcontextprotocol/client";
 import type { Logger } from "pino";
 import type { ResponseChannel, SseStream } from "../http/sse.js";
 import type { SessionRecord, SessionStore } from "../sessions/session-store.js";
-import { isSessionGone, toAppError, type UpstreamConnection } from "../upstream/upstream-client.js";
+import { isSessionGone, toAppError, type UpstreamLink } from "../upstream/upstream-client.js";
 import { type UpstreamManager, upstreamKey } from "../upstream/upstream-manager.js";
 
 /** A downstream request being served on this node. */
@@ -44,7 +44,7 @@ export class ClientRequestError extends Error {
  */
 export class LocalSession {
   getStream: SseStream | null = null;
-  readonly conns = new Map<string, Promise<UpstreamConnection>>();
+  readonly conns = new Map<string, Promise<UpstreamLink>>();
   readonly inflight = new Map<string, InflightRequest>();
   lastUsedAt = Date.now();
   lastTouchedStoreAt = Date.now();
@@ -208,11 +208,16 @@ export class SessionRegistry {
    * The session's own connection to an upstream: opened lazily on first use, resuming the upstream
    * session recorded in the store when another node opened it.
    */
-  async connection(session: LocalSession, u: UpstreamSnapshot): Promise<UpstreamConnection> {
+  async connection(session: LocalSession, u: UpstreamSnapshot, full = false): Promise<UpstreamLink> {
     const existing = session.conns.get(u.id);
     if (existing) {
       const conn = await existing.catch(() => null);
-      if (conn && !conn.isClosed) {
+      if (conn && !conn.isClosed && full && conn.kind === "http") {
+        // Upgrade: the same upstream session on the SDK client, which listens on a GET stream.
+        if (session.conns.get(u.id) === existing) session.conns.delete(u.id);
+        session.record.upstreams[u.id] = conn.ref();
+        void conn.close();
+      } else if (conn && !conn.isClosed) {
         if (upstreamKey(conn.upstream) === upstreamKey(u)) return conn;
         // The upstream's configuration changed: reconnect fresh.
         session.conns.delete(u.id);
@@ -222,7 +227,7 @@ export class SessionRegistry {
         session.conns.delete(u.id);
       }
     }
-    const p = this.open(session, u);
+    const p = this.open(session, u, full);
     session.conns.set(u.id, p);
     p.catch(() => {
       if (session.conns.get(u.id) === p) session.conns.delete(u.id);
@@ -230,7 +235,7 @@ export class SessionRegistry {
     return await p;
   }
 
-  private async open(session: LocalSession, u: UpstreamSnapshot): Promise<UpstreamConnection> {
+  private async open(session: LocalSession, u: UpstreamSnapshot, full: boolean): Promise<UpstreamLink> {
     const caps = relayCapabilities(session.record.clientCapabilities);
     const handlers = {
       onRequest: (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal) =>
@@ -248,7 +253,12 @@ export class SessionRegistry {
     const resume = session.record.upstreams[u.id];
     // OAuth upstreams: this session's principal's credential, never another's.
     const caller = { tenant: { id: session.record.tenantId }, principal: session.principal };
-    let conn: UpstreamConnection;
+    if (!full && this.opts.upstreams.canUseHttpLink(u, caps) && (!resume || resume.era === "legacy")) {
+      // Nothing to call back and no GET stream needed: the plain HTTP link (see http-session.ts).
+      if (resume?.sessionId) return await this.opts.upstreams.openHttpLink(u, handlers, resume);
+      return await this.recordLink(session, u, await this.opts.upstreams.openHttpLink(u, handlers));
+    }
+    let conn: UpstreamLink;
     if (resume && u.transport !== "stdio" && (resume.sessionId || resume.era === "modern")) {
       try {
         conn = await this.opts.upstreams.connect(u, caps, handlers, resume, caller);
@@ -261,16 +271,23 @@ export class SessionRegistry {
       }
     }
     conn = await this.opts.upstreams.connect(u, caps, handlers, undefined, caller);
-    if (session.record.logLevel && conn.client.getServerCapabilities()?.logging) {
-      await conn.client
-        .request({ method: "logging/setLevel", params: { level: session.record.logLevel } })
-        .catch(() => {});
+    return await this.recordLink(session, u, conn);
+  }
+
+  /** A new upstream session: the session's log level applied, and its ref stored for other nodes. */
+  private async recordLink(
+    session: LocalSession,
+    u: UpstreamSnapshot,
+    link: UpstreamLink,
+  ): Promise<UpstreamLink> {
+    if (session.record.logLevel && link.serverCapabilities().logging) {
+      await link.request("logging/setLevel", { level: session.record.logLevel }).catch(() => {});
     }
-    session.record.upstreams[u.id] = conn.ref();
+    session.record.upstreams[u.id] = link.ref();
     await this.opts.store.put(session.record).catch((err: unknown) => {
       this.opts.logger.warn({ err: (err as Error).message }, "could not record upstream session");
     });
-    return conn;
+    return link;
   }
 
   /**
@@ -280,9 +297,11 @@ export class SessionRegistry {
   async withConnection<T>(
     session: LocalSession,
     u: UpstreamSnapshot,
-    fn: (conn: UpstreamConnection) => Promise<T>,
+    fn: (conn: UpstreamLink) => Promise<T>,
+    /** Needs the SDK client's GET stream (resource subscriptions). */
+    full = false,
   ): Promise<T> {
-    const conn = await this.connection(session, u);
+    const conn = await this.connection(session, u, full);
     this.opts.upstreams.touch(conn);
     try {
       return await fn(conn);
@@ -291,7 +310,7 @@ export class SessionRegistry {
         session.conns.delete(u.id);
         delete session.record.upstreams[u.id];
         void conn.close();
-        const fresh = await this.connection(session, u);
+        const fresh = await this.connection(session, u, full);
         return await fn(fresh);
       }
       throw err;

@@ -431,9 +431,7 @@ export class McpEndpoint {
     }
     if (method === "notifications/roots/list_changed") {
       for (const p of session.conns.values()) {
-        void p
-          .then((c) => c.client.notification({ method: "notifications/roots/list_changed" }))
-          .catch(() => {});
+        void p.then((c) => c.notification("notifications/roots/list_changed")).catch(() => {});
       }
     }
     // notifications/initialized and anything else: nothing to do.
@@ -476,7 +474,11 @@ export class McpEndpoint {
     };
     const cap = this.deps.maxSessionsPerPrincipal ?? 0;
     try {
+      // Stored first, then counted: the count treats members without a stored session as expired,
+      // so a session must exist before it is counted (else concurrent initializes slip past the cap).
+      const session = await this.deps.sessions.create(record, caller.principal);
       if (cap > 0 && !(await this.deps.sessions.claimSlot(record, cap))) {
+        await this.deps.sessions.terminate(session);
         caller.log.info({ principal: caller.principal.id, cap }, "session cap reached");
         sendAppError(
           res,
@@ -491,7 +493,6 @@ export class McpEndpoint {
         );
         return;
       }
-      await this.deps.sessions.create(record, caller.principal);
     } catch (err) {
       caller.log.error({ err }, "could not store session");
       sendAppError(

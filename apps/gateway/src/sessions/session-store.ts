@@ -8,6 +8,8 @@ export interface UpstreamSessionRef {
   protocolVersion?: string;
   /** The upstream's `server/discover` result (modern upstreams), to reconnect with zero round trips. */
   discover?: unknown;
+  /** The upstream's capabilities from initialize (HTTP links resume without a handshake). */
+  capabilities?: Record<string, unknown>;
 }
 
 /** Everything any node needs to go on serving a session it has never seen. */

@@ -15,6 +15,7 @@ import {
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { injectActiveTraceContext } from "../ops/tracing.js";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
+import { UpstreamHttpError } from "./http-session.js";
 import { authFailureOf, type TransportAuth } from "./upstream-credentials.js";
 
 export const GATEWAY_CLIENT_INFO = { name: "gatehouse-gateway", version: "0.1.0" };
@@ -53,8 +54,41 @@ export interface ConnectOptions {
   traceContext?: boolean;
 }
 
+/** Options of one upstream request (the SDK's request options, plus headers for the HTTP link). */
+export interface LinkRequestOptions {
+  timeout?: number;
+  maxTotalTimeout?: number;
+  resetTimeoutOnProgress?: boolean;
+  signal?: AbortSignal;
+  onprogress?: (progress: Record<string, unknown>) => void;
+  /** Extra HTTP headers of this request (trace context); the SDK link takes them from the active context. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * What the dispatcher and the session registry need of an upstream session: the SDK client
+ * (`UpstreamConnection`, every transport and era) or the plain HTTP link (`HttpLink`).
+ */
+export interface UpstreamLink {
+  readonly kind: "sdk" | "http";
+  readonly upstream: UpstreamSnapshot;
+  readonly resumed: boolean;
+  readonly isClosed: boolean;
+  lastUsedAt: number;
+  serverCapabilities(): Record<string, unknown>;
+  request(
+    method: string,
+    params: Record<string, unknown>,
+    opts?: LinkRequestOptions,
+  ): Promise<Record<string, unknown>>;
+  notification(method: string, params?: Record<string, unknown>): Promise<void>;
+  ref(): UpstreamSessionRef;
+  close(opts?: { terminate?: boolean }): Promise<void>;
+}
+
 /** One MCP client connection to an upstream, on the v2 SDK client (dual-era). */
-export class UpstreamConnection {
+export class UpstreamConnection implements UpstreamLink {
+  readonly kind = "sdk" as const;
   private closed = false;
   readonly openedAt = Date.now();
   lastUsedAt = Date.now();
@@ -70,17 +104,37 @@ export class UpstreamConnection {
     return this.closed;
   }
 
+  serverCapabilities(): Record<string, unknown> {
+    return (this.client.getServerCapabilities() ?? {}) as Record<string, unknown>;
+  }
+
+  async request(
+    method: string,
+    params: Record<string, unknown>,
+    opts: LinkRequestOptions = {},
+  ): Promise<Record<string, unknown>> {
+    const { headers: _headers, ...options } = opts;
+    const result = await this.client.request({ method: method as "tools/call", params }, options as never);
+    return result as unknown as Record<string, unknown>;
+  }
+
+  async notification(method: string, params?: Record<string, unknown>): Promise<void> {
+    await this.client.notification({ method, ...(params ? { params } : {}) } as never);
+  }
+
   /** How another node (or this one, later) can reconnect to the same upstream session. */
   ref(): UpstreamSessionRef {
     const era = this.client.getProtocolEra() ?? "legacy";
     const sessionId = (this.transport as { sessionId?: string }).sessionId;
     const protocolVersion = this.client.getNegotiatedProtocolVersion();
     const discover = this.client.getDiscoverResult();
+    const capabilities = this.client.getServerCapabilities() as Record<string, unknown> | undefined;
     return {
       era,
       ...(sessionId ? { sessionId } : {}),
       ...(protocolVersion ? { protocolVersion } : {}),
       ...(era === "modern" && discover ? { discover } : {}),
+      ...(era === "legacy" && capabilities ? { capabilities } : {}),
     };
   }
 
@@ -107,7 +161,8 @@ export class UpstreamConnection {
   }
 }
 
-function unsealHeaders(u: UpstreamSnapshot, sealer: Sealer | null): Record<string, string> {
+/** The upstream's static headers and credentials, unsealed (never the agent's own credentials). */
+export function unsealHeaders(u: UpstreamSnapshot, sealer: Sealer | null): Record<string, string> {
   const headers: Record<string, string> = {};
   const need = (what: string) => {
     if (!sealer) {
@@ -279,7 +334,10 @@ export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamCon
  * for a terminated or unknown session; some servers answer 400 to a session id they never issued).
  */
 export function isSessionGone(err: unknown, resumed: boolean): boolean {
-  return err instanceof SdkHttpError && (err.status === 404 || (resumed && err.status === 400));
+  return (
+    (err instanceof SdkHttpError || err instanceof UpstreamHttpError) &&
+    (err.status === 404 || (resumed && err.status === 400))
+  );
 }
 
 /** Maps whatever the SDK threw into the catalogue. JSON-RPC errors from the upstream keep their code. */
@@ -315,7 +373,7 @@ export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" |
         )
       : new AppError(ErrorCode.TIMEOUT, `Upstream ${u.name} did not answer in time.`, { upstream: u.name });
   }
-  if (err instanceof SdkHttpError && phase === "request") {
+  if ((err instanceof SdkHttpError || err instanceof UpstreamHttpError) && phase === "request") {
     const down = err.status >= 500 || err.status === 404 || err.status === 408 || err.status === 429;
     return new AppError(
       down ? ErrorCode.UPSTREAM_UNAVAILABLE : ErrorCode.UPSTREAM_ERROR,
@@ -344,7 +402,8 @@ export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" |
         )
       : new AppError(ErrorCode.TIMEOUT, `Upstream ${u.name} did not answer in time.`, { upstream: u.name });
   }
-  const status = err instanceof SdkHttpError ? ` (HTTP ${err.status})` : "";
+  const status =
+    err instanceof SdkHttpError || err instanceof UpstreamHttpError ? ` (HTTP ${err.status})` : "";
   return new AppError(
     ErrorCode.UPSTREAM_UNAVAILABLE,
     `Upstream ${u.name} is unavailable${status}; try again later.`,

@@ -1,16 +1,20 @@
-import { AppError, ErrorCode, type UpstreamSnapshot } from "@gatehouse/shared";
+import { AppError, ErrorCode, isOAuthAuthMode, type UpstreamSnapshot } from "@gatehouse/shared";
 import type { Sealer } from "@gatehouse/shared/node";
 import type { ClientCapabilities, PriorDiscovery } from "@modelcontextprotocol/client";
 import type { Logger } from "pino";
 import type { GatewayConfig } from "../config/gateway.config.js";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
 import { upstreamFingerprint } from "../tenancy/tenant-state.js";
+import { HttpEndpoint, HttpLink } from "./http-session.js";
 import {
   connectUpstream,
+  GATEWAY_CLIENT_INFO,
   isSessionGone,
   toAppError,
   type UpstreamConnection,
   type UpstreamHandlers,
+  type UpstreamLink,
+  unsealHeaders,
 } from "./upstream-client.js";
 import { authFailureOf, type CallerScope, UpstreamCredentials } from "./upstream-credentials.js";
 
@@ -80,6 +84,8 @@ export class UpstreamManager {
   /** Last snapshot seen per key, to name the upstream in change events. */
   private readonly snapshots = new Map<string, UpstreamSnapshot>();
   private readonly debounce = new Map<string, NodeJS.Timeout>();
+  /** Keep-alive HTTP endpoints of the upstreams that sessions reach over `HttpLink`s. */
+  private readonly endpoints = new Map<string, HttpEndpoint>();
   private closed = false;
   private credentials = new UpstreamCredentials(null);
   private sweeper: NodeJS.Timeout | null = null;
@@ -203,9 +209,75 @@ export class UpstreamManager {
     }
   }
 
-  /** Marks a stdio connection as used (restarts its idle timer). */
-  touch(conn: UpstreamConnection): void {
-    conn.lastUsedAt = Date.now();
+  /**
+   * Whether a session's link to `u` can be the plain HTTP one (`HttpLink`): a 2025-era Streamable
+   * HTTP upstream (known from the shared connection's verdict) with static credentials, for a
+   * session that has nothing for the upstream to call back (no sampling, elicitation or roots).
+   */
+  canUseHttpLink(u: UpstreamSnapshot, capabilities: ClientCapabilities): boolean {
+    return (
+      this.config.upstreamHttpLink &&
+      u.transport === "streamable-http" &&
+      !isOAuthAuthMode(u.authMode) &&
+      Object.keys(capabilities).length === 0 &&
+      this.priors.get(upstreamKey(u))?.kind === "legacy"
+    );
+  }
+
+  private endpoint(u: UpstreamSnapshot): HttpEndpoint {
+    const key = upstreamKey(u);
+    let e = this.endpoints.get(key);
+    if (!e) {
+      e = new HttpEndpoint(u, unsealHeaders(u, this.sealer));
+      this.endpoints.set(key, e);
+    }
+    return e;
+  }
+
+  /** A session's HTTP link: a new upstream session (initialize), or `resume`d without a round trip. */
+  async openHttpLink(
+    u: UpstreamSnapshot,
+    handlers: UpstreamHandlers,
+    resume?: UpstreamSessionRef,
+  ): Promise<HttpLink> {
+    if (this.closed) throw new AppError(ErrorCode.UPSTREAM_UNAVAILABLE, "The gateway node is shutting down.");
+    const key = upstreamKey(u);
+    this.snapshots.set(key, u);
+    this.assertReachable(u);
+    const observed: UpstreamHandlers = {
+      ...handlers,
+      onNotification: (method, params) => {
+        this.observeNotification(u, method);
+        handlers.onNotification?.(method, params);
+      },
+    };
+    if (resume) return HttpLink.resume(this.endpoint(u), observed, resume);
+    try {
+      const link = await HttpLink.open(
+        this.endpoint(u),
+        observed,
+        GATEWAY_CLIENT_INFO,
+        this.config.upstreamConnectTimeoutMs,
+      );
+      this.down.delete(key);
+      this.reportHealth(u, true);
+      return link;
+    } catch (err) {
+      const e = toAppError(err, u, "connect");
+      if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE) {
+        this.reportHealth(u, false);
+        if (this.config.upstreamRetryAfterMs > 0)
+          this.down.set(key, { until: Date.now() + this.config.upstreamRetryAfterMs, error: e });
+      }
+      throw e;
+    }
+  }
+
+  /** Marks a connection as used (for stdio ones, restarts the idle timer). */
+  touch(link: UpstreamLink): void {
+    link.lastUsedAt = Date.now();
+    if (link.kind !== "sdk") return;
+    const conn = link as UpstreamConnection;
     const l = this.lifetimes.get(conn);
     if (!l) return;
     if (l.idle) clearTimeout(l.idle);
@@ -439,6 +511,12 @@ export class UpstreamManager {
       }
     }
     for (const key of this.catalogs.keys()) if (gone(key)) this.catalogs.delete(key);
+    for (const [key, e] of this.endpoints) {
+      if (gone(key)) {
+        this.endpoints.delete(key);
+        e.close();
+      }
+    }
   }
 
   /** Per-user upstreams: closes principals' idle node-level connections and forgets unread catalogs. */
@@ -470,5 +548,7 @@ export class UpstreamManager {
     this.shared.clear();
     await Promise.allSettled(conns.map(async (p) => (await p).close()));
     for (const [conn] of this.lifetimes) this.clearLifetime(conn);
+    for (const e of this.endpoints.values()) e.close();
+    this.endpoints.clear();
   }
 }
