@@ -105,7 +105,12 @@ export async function startEmbedded(
     // by the gateway's config. It closes before the bus and the database (closers run reversed).
     let gatewayEnv: GatewayConfig;
     try {
-      gatewayEnv = loadGatewayConfig({ ...processEnv, SECRETS_KEY: config.SECRETS_KEY });
+      // Reconnect links the gateway hands out point at this API unless PUBLIC_API_URL says otherwise.
+      gatewayEnv = loadGatewayConfig({
+        ...processEnv,
+        SECRETS_KEY: config.SECRETS_KEY,
+        PUBLIC_API_URL: processEnv.PUBLIC_API_URL || apiUrl,
+      });
     } catch (err) {
       throw new ConfigError((err as Error).message);
     }
