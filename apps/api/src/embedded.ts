@@ -118,7 +118,7 @@ export async function startEmbedded(
       config: gatewayEnv,
       db,
       bus,
-      logger: logger.child({ service: "gatehouse-gateway", node: gatewayEnv.nodeId }),
+      logger: logger.child({ component: "gateway", node: gatewayEnv.nodeId }),
     });
     closers.push(() => gateway.close());
     const gatewayUrl = localUrl(gateway.gateway.server.address(), gatewayEnv.host);

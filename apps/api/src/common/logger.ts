@@ -49,12 +49,16 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   return destination ? pino(options, destination) : pino(options);
 }
 
+const BOOT_CONTEXTS = new Set(["InstanceLoader", "RoutesResolver", "RouterExplorer"]);
+
 /** Nest's own log lines (bootstrap, route mapping, errors) through the same pino logger. */
 export class NestPinoLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
 
   log(message: unknown, context?: string): void {
-    this.logger.info({ context }, String(message));
+    // Nest's boot chatter (a line per module and per route) is for debugging, not for operators.
+    const level = context && BOOT_CONTEXTS.has(context) ? "debug" : "info";
+    this.logger[level]({ context }, String(message));
   }
   error(message: unknown, stack?: string, context?: string): void {
     this.logger.error({ context, stack }, String(message));
