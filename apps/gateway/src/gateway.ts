@@ -519,6 +519,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   await upstreamCredentials.start();
   await tenants.start();
   await sessions.start();
+  // Off the start-up path: readiness does not wait for it.
+  void tenants.warm();
   opsMetrics.setBusConnected(bus.connected);
 
   const gateway: Gateway = {

@@ -124,7 +124,14 @@ export class ResponseChannel {
     this.finished = true;
     if (this.clientGone) return;
     if (!this.stream && this.preferSse && this.acceptsSse && !this.res.headersSent) {
-      this.stream = new SseStream(this.res, this.headers);
+      // The answer alone on an SSE stream: headers and the one event in a single write.
+      const payload = `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+      this.res.writeHead(status, {
+        ...sseHeaders(this.headers),
+        "content-length": Buffer.byteLength(payload),
+      });
+      this.res.end(payload);
+      return;
     }
     if (this.stream) {
       this.stream.send(message);

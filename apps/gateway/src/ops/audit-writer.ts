@@ -295,6 +295,7 @@ FROM unnest($1::uuid[], $2::uuid[], $3::timestamp(3)[], $4::text[], $5::text[], 
 
 function toColumns(batch: ToolCallEvent[]): unknown[][] {
   const cols: unknown[][] = Array.from({ length: 13 }, () => new Array(batch.length));
+  const random = randomBytes(16 * batch.length);
   batch.forEach((e, i) => {
     const details: Record<string, unknown> = {
       upstreamLatencyMs: e.upstreamLatencyMs,
@@ -302,7 +303,7 @@ function toColumns(batch: ToolCallEvent[]): unknown[][] {
       argsHash: e.argsHash,
     };
     if (e.args !== undefined) details.args = e.args;
-    cols[0]![i] = uuidv7(e.at.getTime());
+    cols[0]![i] = uuidv7(e.at.getTime(), random.subarray(16 * i, 16 * i + 16));
     cols[1]![i] = e.tenantId;
     cols[2]![i] = e.at.toISOString();
     cols[3]![i] = e.principalId ?? e.principal?.id ?? null;
@@ -320,8 +321,7 @@ function toColumns(batch: ToolCallEvent[]): unknown[][] {
 }
 
 /** RFC 9562 UUID version 7 (ms timestamp, then random): the ids Prisma's `uuid(7)` default makes. */
-function uuidv7(ms: number): string {
-  const b = randomBytes(16);
+function uuidv7(ms: number, b: Buffer): string {
   b.writeUIntBE(ms, 0, 6);
   b[6] = 0x70 | (b[6]! & 0x0f);
   b[8] = 0x80 | (b[8]! & 0x3f);

@@ -63,6 +63,18 @@ export class TenantConfigCache {
     }
   }
 
+  /**
+   * Runs both lookup shapes once (by slug, by id) for tenants that do not exist, so that the ORM's
+   * query plans are compiled before the first real load or bus-driven reload needs them: the first
+   * reload after start otherwise took ~200 ms, the p99 of propagation in the benchmark.
+   */
+  async warm(): Promise<void> {
+    await Promise.allSettled([
+      this.load("gatehouse-warm-up"),
+      this.load("00000000-0000-4000-8000-000000000000"),
+    ]);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.recheckTimer) clearInterval(this.recheckTimer);

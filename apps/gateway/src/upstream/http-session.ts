@@ -70,6 +70,8 @@ export class HttpEndpoint {
     session: { sessionId?: string; protocolVersion?: string },
     opts: {
       signal?: AbortSignal;
+      /** Filled with a function that aborts the request (cheaper than an AbortSignal per call). */
+      control?: { abort?: () => void };
       headers?: Record<string, string>;
       onMessage?: (m: Json) => boolean | undefined;
     } = {},
@@ -177,6 +179,7 @@ export class HttpEndpoint {
           }
           reject(err);
         });
+        if (opts.control) opts.control.abort = () => req.destroy(abortError());
         if (opts.signal) {
           if (opts.signal.aborted) {
             req.destroy(abortError());
@@ -360,10 +363,19 @@ export class HttpLink implements UpstreamLink {
       ? { ...params, _meta: { ...(params._meta as Json), progressToken: id } }
       : params;
     const body = JSON.stringify({ jsonrpc: "2.0", id, method, params: sent });
-    const local = new AbortController();
     const timeout = opts.timeout ?? 60_000;
     const started = Date.now();
+    const control: { abort?: () => void } = {};
+    let aborted = false;
     let timedOut = false;
+    // Only for the rare server-to-client request relayed while this call runs.
+    let relayed: AbortController | undefined;
+    const abort = () => {
+      if (aborted) return;
+      aborted = true;
+      control.abort?.();
+      relayed?.abort();
+    };
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       clearTimeout(timer);
@@ -374,14 +386,13 @@ export class HttpLink implements UpstreamLink {
       timer = setTimeout(
         () => {
           timedOut = true;
-          local.abort();
+          abort();
         },
         Math.max(0, left),
       );
     };
     arm();
-    const onCallerAbort = () => local.abort();
-    opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    opts.signal?.addEventListener("abort", abort, { once: true });
     let response: Json | null = null;
     const onMessage = (m: Json): boolean => {
       if (m.id === id && ("result" in m || "error" in m) && m.method === undefined) {
@@ -390,7 +401,9 @@ export class HttpLink implements UpstreamLink {
       }
       if (typeof m.method === "string") {
         if (m.id !== undefined) {
-          void this.answerServerRequest(m, local.signal);
+          relayed ??= new AbortController();
+          if (aborted) relayed.abort();
+          void this.answerServerRequest(m, relayed.signal);
           return false;
         }
         const p = (m.params ?? {}) as Json;
@@ -405,11 +418,13 @@ export class HttpLink implements UpstreamLink {
     };
     const run = async (): Promise<Json> => {
       try {
-        const r = await this.endpoint.post(body, this.session(), {
-          signal: local.signal,
+        const posted = this.endpoint.post(body, this.session(), {
+          control,
           ...(opts.headers ? { headers: opts.headers } : {}),
           onMessage,
         });
+        if (opts.signal?.aborted) abort();
+        const r = await posted;
         if (r.json && !response) onMessage(r.json);
         if (r.status >= 400 || (r.status >= 300 && r.status < 400)) {
           throw new UpstreamHttpError(r.status, `HTTP ${r.status}`);
@@ -434,7 +449,7 @@ export class HttpLink implements UpstreamLink {
         }
         return result as Json;
       } catch (err) {
-        if (local.signal.aborted) {
+        if (aborted) {
           // MCP "Cancellation": tell the upstream, whether the caller gave up or the time ran out.
           void this.notification("notifications/cancelled", {
             requestId: id,
@@ -449,7 +464,7 @@ export class HttpLink implements UpstreamLink {
         throw err;
       } finally {
         clearTimeout(timer);
-        opts.signal?.removeEventListener("abort", onCallerAbort);
+        opts.signal?.removeEventListener("abort", abort);
       }
     };
     return run();

@@ -61,8 +61,15 @@ const MAX_PAGES = 50;
 
 /** Key of one upstream's configuration: a config change gives a new key, so old connections age out. */
 export function upstreamKey(u: UpstreamSnapshot): string {
-  return `${u.id}:${upstreamFingerprint(u)}`;
+  // Snapshots are immutable and looked up on every call: hash each one once.
+  let key = keys.get(u);
+  if (key === undefined) {
+    key = `${u.id}:${upstreamFingerprint(u)}`;
+    keys.set(u, key);
+  }
+  return key;
 }
+const keys = new WeakMap<UpstreamSnapshot, string>();
 
 /**
  * Per-node upstream state: the era verdict per upstream, a negative cache of upstreams that failed
