@@ -87,7 +87,7 @@ export class AuditWriter {
 
   constructor(private readonly options: AuditWriterOptions) {
     this.ring = new Array(options.maxQueue ?? 10_000);
-    this.batchSize = options.batchSize ?? 500;
+    this.batchSize = options.batchSize ?? 100;
     this.flushIntervalMs = options.flushIntervalMs ?? 1000;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.timer = setInterval(() => this.kick(), this.flushIntervalMs);
@@ -282,42 +282,42 @@ class UnwrittenError extends Error {
   }
 }
 
-// One statement per batch, with one array parameter per column: Prisma's `createMany` compiled
-// a 500-row batch (6,500 parameters) in its query compiler on the gateway's event loop, about a
-// fifth of a node's CPU at saturation in the benchmark (test/bench/RESULTS.md); this costs a few
-// percent of that. Column order follows `toColumns`.
+// One statement per batch with the rows as one JSON parameter: Prisma's `createMany` compiled a
+// 500-row batch (6,500 parameters) in its query compiler on the gateway's event loop, about a
+// fifth of a node's CPU at saturation in the benchmark (test/bench/RESULTS.md), and array
+// parameters cost JS escaping per element; JSON.stringify is native, Postgres does the rest.
 const INSERT_SQL = `INSERT INTO "AuditEvent"
   ("id", "tenantId", "at", "kind", "actor", "agent", "upstream", "tool", "decision", "ruleId", "outcome", "latencyMs", "requestId", "details")
-SELECT id, tenant, at, 'tool_call'::"AuditKind", actor, agent, upstream, tool, decision, rule, outcome, latency, request, details
-FROM unnest($1::uuid[], $2::uuid[], $3::timestamp(3)[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-  $9::text[], $10::text[], $11::int[], $12::text[], $13::jsonb[])
-  AS t(id, tenant, at, actor, agent, upstream, tool, decision, rule, outcome, latency, request, details)`;
+SELECT id, "tenantId", at, 'tool_call'::"AuditKind", actor, agent, upstream, tool, decision, "ruleId", outcome, "latencyMs", "requestId", details
+FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, "tenantId" uuid, at timestamp(3), actor text, agent text, upstream text,
+  tool text, decision text, "ruleId" text, outcome text, "latencyMs" int, "requestId" text, details jsonb)`;
 
-function toColumns(batch: ToolCallEvent[]): unknown[][] {
-  const cols: unknown[][] = Array.from({ length: 13 }, () => new Array(batch.length));
+function toColumns(batch: ToolCallEvent[]): [string] {
   const random = randomBytes(16 * batch.length);
-  batch.forEach((e, i) => {
+  const rows = batch.map((e, i) => {
     const details: Record<string, unknown> = {
       upstreamLatencyMs: e.upstreamLatencyMs,
       argsSize: e.argsSize,
       argsHash: e.argsHash,
     };
     if (e.args !== undefined) details.args = e.args;
-    cols[0]![i] = uuidv7(e.at.getTime(), random.subarray(16 * i, 16 * i + 16));
-    cols[1]![i] = e.tenantId;
-    cols[2]![i] = e.at.toISOString();
-    cols[3]![i] = e.principalId ?? e.principal?.id ?? null;
-    cols[4]![i] = e.agent;
-    cols[5]![i] = e.upstream;
-    cols[6]![i] = e.tool;
-    cols[7]![i] = e.decision;
-    cols[8]![i] = e.ruleId;
-    cols[9]![i] = e.outcome;
-    cols[10]![i] = Math.round(e.latencyMs);
-    cols[11]![i] = e.requestId;
-    cols[12]![i] = JSON.stringify(details);
+    return {
+      id: uuidv7(e.at.getTime(), random.subarray(16 * i, 16 * i + 16)),
+      tenantId: e.tenantId,
+      at: e.at.toISOString(),
+      actor: e.principalId ?? e.principal?.id ?? null,
+      agent: e.agent,
+      upstream: e.upstream,
+      tool: e.tool,
+      decision: e.decision,
+      ruleId: e.ruleId,
+      outcome: e.outcome,
+      latencyMs: Math.round(e.latencyMs),
+      requestId: e.requestId,
+      details,
+    };
   });
-  return cols;
+  return [JSON.stringify(rows)];
 }
 
 /** RFC 9562 UUID version 7 (ms timestamp, then random): the ids Prisma's `uuid(7)` default makes. */

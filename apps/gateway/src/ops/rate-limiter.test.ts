@@ -146,6 +146,31 @@ describe("ResilientRateLimiter", () => {
     await limiter.close();
   });
 
+  it("leases tokens of high limits: one round trip per lease, and two nodes together never pass the limit", async () => {
+    const [r1, r2] = [createRateLimitRedis(REDIS_URL), createRateLimitRedis(REDIS_URL)];
+    opened.push(r1, r2);
+    await Promise.all([r1, r2].map((r) => new Promise((ok) => r.once("ready", ok))));
+    const options = { prefix, leaseDivisor: 10, maxLease: 20 };
+    const a = new ResilientRateLimiter(r1, options);
+    const b = new ResilientRateLimiter(r2, options);
+    expect((await a.take("lease", 200)).ok).toBe(true);
+    expect(a.leased("lease")).toBe(19); // 200/10 = 20 taken from the shared bucket at once
+    const started = Date.now();
+    let allowed = 1;
+    for (let i = 0; i < 300; i++) if ((await (i % 2 ? a : b).take("lease", 200)).ok) allowed++;
+    const refilled = Math.ceil(((Date.now() - started + 50) / 60_000) * 200);
+    expect(allowed).toBeGreaterThanOrEqual(200 - 2 * 20);
+    expect(allowed).toBeLessThanOrEqual(200 + refilled);
+    const refused = await b.take("lease", 200);
+    expect(refused.ok).toBe(false);
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    // Small limits are never leased: every take is exact.
+    await a.take("small", 3);
+    expect(a.leased("small")).toBe(0);
+    await a.close();
+    await b.close();
+  });
+
   it("falls back at once to a local bucket when Redis is on a dead port", async () => {
     const redis = createRateLimitRedis(`redis://127.0.0.1:${await deadPort()}`);
     opened.push(redis);

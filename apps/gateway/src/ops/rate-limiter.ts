@@ -189,6 +189,23 @@ export interface ResilientRateLimiterOptions extends RedisRateLimiterOptions {
   /** Counts each take answered locally because Redis failed or was not ready. */
   onFallbackTake?: () => void;
   local?: InProcessRateLimiter;
+  /**
+   * Leasing: for a bucket of `perMinute` ≥ 2 × `leaseDivisor`, one Redis round trip takes
+   * `min(maxLease, perMinute / leaseDivisor)` tokens at once and this node hands them out locally
+   * for up to `leaseMs`. Tokens leave the shared bucket before they are used, so N nodes together
+   * never pass the limit; a node's unused lease is simply lost when it expires (a bounded, early
+   * refusal, never a late one). Default divisor 1,000 (a lease is ≤ 0.1% of a minute's budget; buckets
+   * under 2,000/min are never leased), max 100 tokens, 1 s.
+   */
+  leaseDivisor?: number;
+  maxLease?: number;
+  leaseMs?: number;
+}
+
+interface Lease {
+  tokens: number;
+  perMinute: number;
+  expiresAt: number;
 }
 
 /**
@@ -203,6 +220,11 @@ export class ResilientRateLimiter implements RateLimiter {
   private readonly timeoutMs: number;
   private fallback = false;
   private readonly onReady = () => this.setFallback(false);
+  private readonly leases = new Map<string, Lease>();
+  private readonly leasing = new Map<string, Promise<RateLimitResult>>();
+  private readonly leaseDivisor: number;
+  private readonly maxLease: number;
+  private readonly leaseMs: number;
 
   constructor(
     private readonly redis: Redis,
@@ -211,7 +233,16 @@ export class ResilientRateLimiter implements RateLimiter {
     this.remote = new RedisRateLimiter(redis, options);
     this.local = options.local ?? new InProcessRateLimiter();
     this.timeoutMs = options.timeoutMs ?? 100;
+    this.leaseDivisor = options.leaseDivisor ?? 1000;
+    this.maxLease = options.maxLease ?? 100;
+    this.leaseMs = options.leaseMs ?? 1000;
     redis.on("ready", this.onReady);
+  }
+
+  /** Tokens of `key` this node may hand out without asking Redis (0 when unleased). */
+  leased(key: string): number {
+    const l = this.leases.get(key);
+    return l && l.expiresAt > Date.now() ? l.tokens : 0;
   }
 
   /** True while takes are answered from local buckets. */
@@ -224,6 +255,43 @@ export class ResilientRateLimiter implements RateLimiter {
       this.setFallback(true, new Error(`redis connection is ${this.redis.status}`));
       return this.takeLocal(key, perMinute, cost);
     }
+    const size = Math.min(this.maxLease, Math.floor(perMinute / this.leaseDivisor));
+    if (size < 2 || cost > size) return await this.takeRemote(key, perMinute, cost);
+    // Within this node's lease: no round trip (a high-limit key costs one per `size` calls).
+    for (;;) {
+      const lease = this.leases.get(key);
+      if (lease && lease.perMinute === perMinute && lease.expiresAt > Date.now() && lease.tokens >= cost) {
+        lease.tokens -= cost;
+        return { ok: true, retryAfterMs: 0, remaining: lease.tokens };
+      }
+      const pending = this.leasing.get(key);
+      if (!pending) break;
+      await pending; // another call of this node is fetching a lease: share it
+    }
+    const fetch = this.takeRemote(key, perMinute, size);
+    this.leasing.set(key, fetch);
+    let r: RateLimitResult;
+    try {
+      r = await fetch;
+    } finally {
+      this.leasing.delete(key);
+    }
+    if (!r.ok) {
+      // Not a whole lease left: go token by token until the bucket refills.
+      this.leases.delete(key);
+      return await this.takeRemote(key, perMinute, cost);
+    }
+    if (this.leases.size > 10_000) this.sweepLeases();
+    this.leases.set(key, { tokens: size - cost, perMinute, expiresAt: Date.now() + this.leaseMs });
+    return { ok: true, retryAfterMs: 0, remaining: r.remaining };
+  }
+
+  private sweepLeases(): void {
+    const now = Date.now();
+    for (const [k, l] of this.leases) if (l.expiresAt <= now) this.leases.delete(k);
+  }
+
+  private async takeRemote(key: string, perMinute: number, cost: number): Promise<RateLimitResult> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
@@ -255,6 +323,7 @@ export class ResilientRateLimiter implements RateLimiter {
     if (active === this.fallback) return;
     this.fallback = active;
     if (!active) this.local.clear();
+    this.leases.clear();
     this.options.onFallbackChange?.(active, reason);
   }
 
