@@ -53,7 +53,7 @@ export interface AuditWriterOptions {
   prisma: Pick<PrismaClient, "$executeRawUnsafe">;
   /** Events held in memory at most; when full the oldest is dropped. Default 10,000. */
   maxQueue?: number;
-  /** Rows per insert. Default 500. */
+  /** Rows per insert. Default 100 (one JSON parameter per batch; small batches keep each flush short). */
   batchSize?: number;
   /** Write at least this often while events wait. Default 1,000 ms. */
   flushIntervalMs?: number;
