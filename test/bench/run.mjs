@@ -322,9 +322,13 @@ async function checkGatewayOps(stack, gw) {
     .catch(() => "");
   notes.push(
     metrics.includes("gatehouse_gateway_rate_limit_local_fallback")
-      ? "(c) rate limit on: the node exports the ops rate-limit metrics (key limit 1,000,000/min, never reached)."
+      ? `(c) rate limit on: every call takes from the API key's bucket (limit 1,000,000/min, never reached; a bucket that large is leased from Redis 100 tokens at a time); Redis fallback gauge ${/^gatehouse_gateway_rate_limit_local_fallback (\S+)$/m.exec(metrics)?.[1] ?? "?"}.`
       : "(c) rate limit NOT on yet: the node does not export the ops rate-limit metrics (noop limiter).",
   );
+  const calls = [...metrics.matchAll(/^gatehouse_gateway_tool_calls_total\{([^}]*)\} (\S+)$/gm)]
+    .map((m) => `${m[1]}: ${m[2]}`)
+    .join("; ");
+  if (calls) notes.push(`(c) the node's tool-call counters at the end: ${calls}.`);
   return notes;
 }
 
@@ -881,6 +885,10 @@ function markdown(report) {
     (r) =>
       `${r.tenants} tenants in the database: a gateway node answers \`/readyz\` **${ms(r.readyMs)} ms** after spawn (target ≤ 2 s), including Node start-up.`,
   );
+  s.push("## Targets", "", "| target | measured | met |", "|---|---|:---:|");
+  for (const t of targets(report))
+    s.push(`| ${t.what} | ${t.measured} | ${t.met === null ? "—" : t.met ? "yes" : "no"} |`);
+  s.push("");
   s.push("## Reproduce", "");
   s.push(
     "```sh",
@@ -898,6 +906,61 @@ function markdown(report) {
   );
   if (report.notes?.length) s.push("## Notes", "", ...report.notes.map((n) => `- ${n}`), "");
   return s.join("\n");
+}
+
+/** The issue's targets against this run's figures (reported, never asserted). */
+function targets(report) {
+  const at = (k, mode) => report.throughput?.results[k]?.find((r) => r.mode === mode);
+  const top = `${Math.max(...cfg.rates)}/s`;
+  const sat = `saturation (${cfg.concurrency} in flight)`;
+  const a = at("a", top);
+  const c = at("c", top);
+  const b = at("b", sat);
+  const cs = at("c", sat);
+  const out = [];
+  const row = (what, value, limit, fmt) =>
+    out.push({
+      what,
+      measured: Number.isFinite(value) ? fmt(value) : "not run",
+      met: Number.isFinite(value) ? limit(value) : null,
+    });
+  row(
+    `added latency vs direct at ${top}, p50 ≤ 0.5 ms`,
+    a && c ? c.p50 - a.p50 : Number.NaN,
+    (v) => v <= 0.5,
+    (v) => `${v >= 0 ? "+" : ""}${ms(v)} ms`,
+  );
+  row(
+    `added latency vs direct at ${top}, p99 ≤ 2 ms`,
+    a && c ? c.p99 - a.p99 : Number.NaN,
+    (v) => v <= 2,
+    (v) => `${v >= 0 ? "+" : ""}${ms(v)} ms`,
+  );
+  row(
+    "gateway throughput ≥ 80% of the bare proxy",
+    b && cs ? (100 * cs.throughput) / b.throughput : Number.NaN,
+    (v) => v >= 80,
+    (v) => `${v.toFixed(0)}%`,
+  );
+  row(
+    "≤ 10 KB per idle session",
+    report.memory?.rssPerSession ?? Number.NaN,
+    (v) => v <= 10 * 1024,
+    (v) => `${kb(v)} KB (RSS slope)`,
+  );
+  row(
+    "propagation p99 ≤ 100 ms",
+    report.propagation?.p99 ?? Number.NaN,
+    (v) => v <= 100,
+    (v) => `${ms(v)} ms`,
+  );
+  row(
+    `start ≤ 2 s with ${cfg.tenants} tenants`,
+    report.startup?.readyMs ?? Number.NaN,
+    (v) => v <= 2000,
+    (v) => `${ms(v)} ms`,
+  );
+  return out;
 }
 
 // ---------------------------------------------------------------- main
