@@ -169,7 +169,7 @@ export class Dispatcher {
     try {
       this.deps.upstreams.assertReachable(u);
       const result = ctx.session
-        ? await this.deps.sessions.withConnection(ctx.session, u, fn, full)
+        ? await this.deps.sessions.withConnection(ctx.session, u, fn, full, ctx.log)
         : await this.deps.upstreams.withShared(u, fn, ctx.view);
       permit.success();
       this.deps.opsMetrics.setUpstreamUp(tenantId, u.name, true);

@@ -208,7 +208,12 @@ export class SessionRegistry {
    * The session's own connection to an upstream: opened lazily on first use, resuming the upstream
    * session recorded in the store when another node opened it.
    */
-  async connection(session: LocalSession, u: UpstreamSnapshot, full = false): Promise<UpstreamLink> {
+  async connection(
+    session: LocalSession,
+    u: UpstreamSnapshot,
+    full = false,
+    log: Logger = this.opts.logger,
+  ): Promise<UpstreamLink> {
     const existing = session.conns.get(u.id);
     if (existing) {
       const conn = await existing.catch(() => null);
@@ -227,7 +232,7 @@ export class SessionRegistry {
         session.conns.delete(u.id);
       }
     }
-    const p = this.open(session, u, full);
+    const p = this.open(session, u, full, log);
     session.conns.set(u.id, p);
     p.catch(() => {
       if (session.conns.get(u.id) === p) session.conns.delete(u.id);
@@ -235,7 +240,12 @@ export class SessionRegistry {
     return await p;
   }
 
-  private async open(session: LocalSession, u: UpstreamSnapshot, full: boolean): Promise<UpstreamLink> {
+  private async open(
+    session: LocalSession,
+    u: UpstreamSnapshot,
+    full: boolean,
+    log: Logger,
+  ): Promise<UpstreamLink> {
     const caps = relayCapabilities(session.record.clientCapabilities);
     const handlers = {
       onRequest: (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal) =>
@@ -256,7 +266,7 @@ export class SessionRegistry {
     if (!full && this.opts.upstreams.canUseHttpLink(u, caps) && (!resume || resume.era === "legacy")) {
       // Nothing to call back and no GET stream needed: the plain HTTP link (see http-session.ts).
       if (resume?.sessionId) return await this.opts.upstreams.openHttpLink(u, handlers, resume);
-      return await this.recordLink(session, u, await this.opts.upstreams.openHttpLink(u, handlers));
+      return await this.recordLink(session, u, await this.opts.upstreams.openHttpLink(u, handlers), log);
     }
     let conn: UpstreamLink;
     if (resume && u.transport !== "stdio" && (resume.sessionId || resume.era === "modern")) {
@@ -264,14 +274,14 @@ export class SessionRegistry {
         conn = await this.opts.upstreams.connect(u, caps, handlers, resume, caller);
         return conn;
       } catch (err) {
-        this.opts.logger.info(
+        log.info(
           { upstream: u.name, err: (err as Error).message },
           "could not resume upstream session; opening a new one",
         );
       }
     }
     conn = await this.opts.upstreams.connect(u, caps, handlers, undefined, caller);
-    return await this.recordLink(session, u, conn);
+    return await this.recordLink(session, u, conn, log);
   }
 
   /** A new upstream session: the session's log level applied, and its ref stored for other nodes. */
@@ -279,13 +289,14 @@ export class SessionRegistry {
     session: LocalSession,
     u: UpstreamSnapshot,
     link: UpstreamLink,
+    log: Logger,
   ): Promise<UpstreamLink> {
     if (session.record.logLevel && link.serverCapabilities().logging) {
       await link.request("logging/setLevel", { level: session.record.logLevel }).catch(() => {});
     }
     session.record.upstreams[u.id] = link.ref();
     await this.opts.store.put(session.record).catch((err: unknown) => {
-      this.opts.logger.warn({ err: (err as Error).message }, "could not record upstream session");
+      log.warn({ err: (err as Error).message }, "could not record upstream session");
     });
     return link;
   }
@@ -300,8 +311,10 @@ export class SessionRegistry {
     fn: (conn: UpstreamLink) => Promise<T>,
     /** Needs the SDK client's GET stream (resource subscriptions). */
     full = false,
+    /** The request's logger (its lines carry the request id). */
+    log: Logger = this.opts.logger,
   ): Promise<T> {
-    const conn = await this.connection(session, u, full);
+    const conn = await this.connection(session, u, full, log);
     this.opts.upstreams.touch(conn);
     try {
       return await fn(conn);
@@ -310,7 +323,7 @@ export class SessionRegistry {
         session.conns.delete(u.id);
         delete session.record.upstreams[u.id];
         void conn.close();
-        const fresh = await this.connection(session, u, full);
+        const fresh = await this.connection(session, u, full, log);
         return await fn(fresh);
       }
       throw err;
