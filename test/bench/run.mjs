@@ -375,6 +375,7 @@ async function measureTarget(label, target, chainPids) {
 }
 
 const ms = (v) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(2) : v.toFixed(1)) : "—");
+const signed = (v) => (Number.isFinite(v) && v >= 0 ? `+${ms(v)}` : ms(v));
 function fmtRow(r) {
   return `${r.throughput.toFixed(0)} calls/s, p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms, errors ${r.errors}${
     r.skipped ? `, not sent ${r.skipped}` : ""
@@ -805,7 +806,7 @@ function deltas(t) {
   const c = at("c", top);
   if (a && c)
     out.push(
-      `- added latency of the gateway vs direct at ${top}: p50 +${ms(c.p50 - a.p50)} ms, p99 +${ms(c.p99 - a.p99)} ms (targets ≤ 0.5 / ≤ 2 ms)`,
+      `- added latency of the gateway vs direct at ${top}: p50 ${signed(c.p50 - a.p50)} ms, p99 ${signed(c.p99 - a.p99)} ms (targets ≤ 0.5 / ≤ 2 ms)`,
     );
   const sat = `saturation (${cfg.concurrency} in flight)`;
   const b = at("b", sat);
@@ -817,7 +818,7 @@ function deltas(t) {
   const b2 = at("b", top);
   if (a && b2)
     out.push(
-      `- bare proxy vs direct at ${top}: p50 +${ms(b2.p50 - a.p50)} ms, p99 +${ms(b2.p99 - a.p99)} ms`,
+      `- bare proxy vs direct at ${top}: p50 ${signed(b2.p50 - a.p50)} ms, p99 ${signed(b2.p99 - a.p99)} ms`,
     );
   return out.join("\n");
 }
@@ -901,6 +902,9 @@ function markdown(report) {
     "node test/bench/loadgen.mjs --url http://127.0.0.1:<port>/mcp --rate 1000 --duration 10",
     "node test/bench/loadgen.mjs --url http://127.0.0.1:<port>/mcp --saturate 32 --duration 10",
     "npx mcp-proxy --host 127.0.0.1 --port 9000 --server stream -- node test/bench/fixture-upstream.mjs --stdio",
+    "# a CPU profile of the gateway node at saturation, then the top functions and packages:",
+    "node test/bench/run.mjs --only c --skip-sections memory,propagation,startup --no-write --profile /tmp/gw-prof",
+    "node test/bench/profile-summary.mjs /tmp/gw-prof/*.cpuprofile --top 40",
     "```",
     "",
   );
@@ -928,13 +932,13 @@ function targets(report) {
     `added latency vs direct at ${top}, p50 ≤ 0.5 ms`,
     a && c ? c.p50 - a.p50 : Number.NaN,
     (v) => v <= 0.5,
-    (v) => `${v >= 0 ? "+" : ""}${ms(v)} ms`,
+    (v) => `${signed(v)} ms`,
   );
   row(
     `added latency vs direct at ${top}, p99 ≤ 2 ms`,
     a && c ? c.p99 - a.p99 : Number.NaN,
     (v) => v <= 2,
-    (v) => `${v >= 0 ? "+" : ""}${ms(v)} ms`,
+    (v) => `${signed(v)} ms`,
   );
   row(
     "gateway throughput ≥ 80% of the bare proxy",
