@@ -34,6 +34,22 @@ export class UpstreamHttpError extends Error {
   }
 }
 
+/** The upstream answered a JSON-RPC error: UPSTREAM_ERROR, keeping its code and data for the agent. */
+export function upstreamRpcError(
+  u: UpstreamSnapshot,
+  code: unknown,
+  message: unknown,
+  data: unknown,
+): AppError {
+  const extra = data && typeof data === "object" && !Array.isArray(data) ? (data as Json) : {};
+  const e = new AppError(ErrorCode.UPSTREAM_ERROR, String(message ?? "error"), {
+    ...extra,
+    upstream: u.name,
+  });
+  if (typeof code === "number") (e as AppError & { jsonRpcCode?: number }).jsonRpcCode = code;
+  return e;
+}
+
 /** One upstream's endpoint: URL, static headers and the keep-alive agent every session shares. */
 export class HttpEndpoint {
   readonly url: URL;
@@ -59,6 +75,27 @@ export class HttpEndpoint {
 
   close(): void {
     this.agent.destroy();
+  }
+
+  /** Streamable HTTP "Session Management": DELETE ends an upstream session (best effort, 2 s). */
+  terminate(session: { sessionId?: string; protocolVersion?: string }): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const headers: Record<string, string> = { ...this.headers };
+      if (session.sessionId) headers["mcp-session-id"] = session.sessionId;
+      if (session.protocolVersion) headers["mcp-protocol-version"] = session.protocolVersion;
+      const req = this.lib.request(
+        this.url,
+        { method: "DELETE", headers, agent: this.agent, timeout: 2000 },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve());
+          res.on("error", () => resolve());
+        },
+      );
+      req.on("error", () => resolve());
+      req.on("timeout", () => req.destroy());
+      req.end();
+    });
   }
 
   /**
@@ -433,13 +470,7 @@ export class HttpLink implements UpstreamLink {
         if (!msg) throw new UpstreamHttpError(r.status, `HTTP ${r.status} without a JSON-RPC answer`);
         if (msg.error && typeof msg.error === "object") {
           const e = msg.error as { code?: unknown; message?: unknown; data?: unknown };
-          const data = e.data && typeof e.data === "object" && !Array.isArray(e.data) ? (e.data as Json) : {};
-          const err = new AppError(ErrorCode.UPSTREAM_ERROR, String(e.message ?? "error"), {
-            ...data,
-            upstream: u.name,
-          });
-          if (typeof e.code === "number") (err as AppError & { jsonRpcCode?: number }).jsonRpcCode = e.code;
-          throw err;
+          throw upstreamRpcError(u, e.code, e.message, e.data);
         }
         const result = msg.result;
         if (!result || typeof result !== "object" || Array.isArray(result)) {
@@ -499,30 +530,7 @@ export class HttpLink implements UpstreamLink {
   async close(opts: { terminate?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (opts.terminate && this.sessionId) {
-      // Streamable HTTP "Session Management": DELETE ends the upstream session.
-      await new Promise<void>((resolve) => {
-        const req = (this.endpoint.url.protocol === "https:" ? https : http).request(
-          this.endpoint.url,
-          {
-            method: "DELETE",
-            headers: {
-              ...this.endpoint.headers,
-              "mcp-session-id": this.sessionId ?? "",
-              "mcp-protocol-version": this.protocolVersion,
-            },
-            timeout: 2000,
-          },
-          (res) => {
-            res.resume();
-            res.on("end", () => resolve());
-          },
-        );
-        req.on("error", () => resolve());
-        req.on("timeout", () => req.destroy());
-        req.end();
-      });
-    }
+    if (opts.terminate && this.sessionId) await this.endpoint.terminate(this.session());
     this.handlers.onClose?.();
   }
 }

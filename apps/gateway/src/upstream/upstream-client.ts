@@ -15,7 +15,7 @@ import {
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { injectActiveTraceContext } from "../ops/tracing.js";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
-import { UpstreamHttpError } from "./http-session.js";
+import { UpstreamHttpError, upstreamRpcError } from "./http-session.js";
 import { authFailureOf, type TransportAuth } from "./upstream-credentials.js";
 
 export const GATEWAY_CLIENT_INFO = { name: "gatehouse-gateway", version: "0.1.0" };
@@ -358,12 +358,7 @@ export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" |
       { upstream: u.name, status: err.status },
     );
   }
-  if (err instanceof ProtocolError) {
-    const data = err.data && typeof err.data === "object" && !Array.isArray(err.data) ? err.data : {};
-    const e = new AppError(ErrorCode.UPSTREAM_ERROR, err.message, { ...data, upstream: u.name });
-    (e as AppError & { jsonRpcCode?: number }).jsonRpcCode = err.code;
-    return e;
-  }
+  if (err instanceof ProtocolError) return upstreamRpcError(u, err.code, err.message, err.data);
   if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout) {
     return phase === "connect"
       ? new AppError(

@@ -207,11 +207,7 @@ export class UpstreamManager {
       const e = toAppError(err, u, "connect");
       // One caller's missing or refused credential says nothing about the upstream's health.
       if (authFailureOf(err)) throw e;
-      if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE) this.reportHealth(u, false);
-      // Configuration problems (stdio disabled, no URL) and outages alike fail fast for a while.
-      if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE && this.config.upstreamRetryAfterMs > 0) {
-        this.down.set(key, { until: Date.now() + this.config.upstreamRetryAfterMs, error: e });
-      }
+      this.connectFailed(u, key, e);
       throw e;
     }
   }
@@ -271,13 +267,20 @@ export class UpstreamManager {
       return link;
     } catch (err) {
       const e = toAppError(err, u, "connect");
-      if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE) {
-        this.reportHealth(u, false);
-        if (this.config.upstreamRetryAfterMs > 0)
-          this.down.set(key, { until: Date.now() + this.config.upstreamRetryAfterMs, error: e });
-      }
+      this.connectFailed(u, key, e);
       throw e;
     }
+  }
+
+  /**
+   * An upstream that could not be reached counts as down, and calls to it fail fast for a while
+   * (configuration problems such as stdio disabled or no URL as much as outages).
+   */
+  private connectFailed(u: UpstreamSnapshot, key: string, e: AppError): void {
+    if (e.code !== ErrorCode.UPSTREAM_UNAVAILABLE) return;
+    this.reportHealth(u, false);
+    if (this.config.upstreamRetryAfterMs > 0)
+      this.down.set(key, { until: Date.now() + this.config.upstreamRetryAfterMs, error: e });
   }
 
   /** Marks a connection as used (for stdio ones, restarts the idle timer). */
