@@ -1,6 +1,6 @@
 import type { Prisma, PrismaClient, Upstream } from "@gatehouse/db";
 import { isOAuthAuthMode } from "@gatehouse/shared";
-import type { Sealer } from "@gatehouse/shared/node";
+import { type Sealer, staticUpstreamHeaders } from "@gatehouse/shared/node";
 import {
   Client,
   SSEClientTransport,
@@ -142,20 +142,7 @@ export class UpstreamProbeService {
   }
 
   private async headers(upstream: Upstream): Promise<Record<string, string>> {
-    const headers: Record<string, string> = {};
-    if (upstream.headersSealed) {
-      for (const [k, v] of Object.entries(
-        this.sealer.unsealJson<Record<string, unknown>>(upstream.headersSealed) ?? {},
-      )) {
-        if (typeof v === "string") headers[k] = v;
-      }
-    }
-    if (upstream.authSecretSealed && (upstream.authMode === "bearer" || upstream.authMode === "header")) {
-      const secret = this.sealer.unseal(upstream.authSecretSealed);
-      const name = (upstream.authConfig as { headerName?: unknown } | null)?.headerName;
-      if (upstream.authMode === "bearer") headers.Authorization = `Bearer ${secret}`;
-      else headers[typeof name === "string" ? name : "Authorization"] = secret;
-    }
+    const headers = staticUpstreamHeaders(upstream, this.sealer);
     if (isOAuthAuthMode(upstream.authMode)) {
       const token = await this.oauthToken(upstream);
       if (token) headers.Authorization = `Bearer ${token}`;

@@ -1,5 +1,5 @@
 import { AppError, ErrorCode, isOAuthAuthMode, type UpstreamSnapshot } from "@gatehouse/shared";
-import type { Sealer } from "@gatehouse/shared/node";
+import { hasSealedHeaders, type Sealer, staticUpstreamHeaders } from "@gatehouse/shared/node";
 import {
   Client,
   type ClientCapabilities,
@@ -163,30 +163,15 @@ export class UpstreamConnection implements UpstreamLink {
 
 /** The upstream's static headers and credentials, unsealed (never the agent's own credentials). */
 export function unsealHeaders(u: UpstreamSnapshot, sealer: Sealer | null): Record<string, string> {
-  const headers: Record<string, string> = {};
-  const need = (what: string) => {
-    if (!sealer) {
-      throw new AppError(
-        ErrorCode.UPSTREAM_UNAVAILABLE,
-        `Upstream ${u.name} has sealed ${what} but this gateway node has no SECRETS_KEY; an operator must set it.`,
-        { upstream: u.name },
-      );
-    }
-    return sealer;
-  };
-  if (u.headersSealed) {
-    const h = need("headers").unsealJson<Record<string, unknown>>(u.headersSealed);
-    for (const [k, v] of Object.entries(h ?? {})) if (typeof v === "string") headers[k] = v;
+  if (!hasSealedHeaders(u)) return {};
+  if (!sealer) {
+    throw new AppError(
+      ErrorCode.UPSTREAM_UNAVAILABLE,
+      `Upstream ${u.name} has sealed ${u.headersSealed ? "headers" : "credentials"} but this gateway node has no SECRETS_KEY; an operator must set it.`,
+      { upstream: u.name },
+    );
   }
-  if (u.authSecretSealed && (u.authMode === "bearer" || u.authMode === "header")) {
-    const secret = need("credentials").unseal(u.authSecretSealed);
-    if (u.authMode === "bearer") headers.Authorization = `Bearer ${secret}`;
-    else {
-      const name = typeof u.authConfig.headerName === "string" ? u.authConfig.headerName : "Authorization";
-      headers[name] = secret;
-    }
-  }
-  return headers;
+  return staticUpstreamHeaders(u, sealer);
 }
 
 const STDIO_BASE_ENV = ["PATH", "HOME", "LANG", "TZ", "TMPDIR", "NODE_OPTIONS"];

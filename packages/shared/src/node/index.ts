@@ -15,6 +15,11 @@ export {
 export { type BusLogger, RedisBus, type RedisBusOptions } from "./redis-bus.js";
 export { createSealer, generateSecretsKey, parseSecretsKey, type Sealer, SealingError } from "./sealing.js";
 export {
+  hasSealedHeaders,
+  type SealedUpstreamHeaders,
+  staticUpstreamHeaders,
+} from "./upstream-headers.js";
+export {
   type ConnectTicket,
   connectLink,
   type OAuthUpstreamRef,
