@@ -485,6 +485,12 @@ export class SessionRegistry {
    * draining node is not held open by them; the clients reconnect to another node.
    */
   closeStreams(): void {
+    this.endListeners();
+    for (const s of this.sessions.values()) s.getStream?.close();
+  }
+
+  /** Listeners get the empty listen response (a graceful end) so they re-listen elsewhere. */
+  private endListeners(): void {
     for (const l of this.listeners) {
       l.stream.send({
         jsonrpc: "2.0",
@@ -494,23 +500,13 @@ export class SessionRegistry {
       l.stream.close();
     }
     this.listeners.clear();
-    for (const s of this.sessions.values()) s.getStream?.close();
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await this.unsubscribeNode?.().catch(() => {});
     await this.unsubscribeAll?.().catch(() => {});
-    // Listeners get the empty listen response (a graceful end) so they re-listen elsewhere.
-    for (const l of this.listeners) {
-      l.stream.send({
-        jsonrpc: "2.0",
-        id: l.id,
-        result: { _meta: { "io.modelcontextprotocol/subscriptionId": l.id } },
-      });
-      l.stream.close();
-    }
-    this.listeners.clear();
+    this.endListeners();
     // Sessions live on in the store: another node resumes them. Only this node's state goes.
     await Promise.allSettled([...this.sessions.values()].map((s) => this.dropLocal(s, false)));
   }
