@@ -128,7 +128,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const upstreamCredentials = new UpstreamCredentials(upstreamTokens, bus);
   upstreams.useCredentials(upstreamCredentials);
   const discoveredTools = new DiscoveredTools(db.prisma, upstreams, logger);
-  const sessions = new SessionRegistry({ store, upstreams, nodeId: config.nodeId, logger });
+  const sessions = new SessionRegistry({
+    store,
+    upstreams,
+    nodeId: config.nodeId,
+    logger,
+    onStrayResponse: () => metrics.strayClientResponses.inc(),
+  });
   const dispatcher = new Dispatcher({
     upstreams,
     sessions,

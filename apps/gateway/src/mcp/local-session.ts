@@ -20,8 +20,17 @@ export interface InflightRequest {
 interface PendingClientRequest {
   resolve(result: unknown): void;
   reject(err: Error): void;
+  /** The session (and principal) the request was sent to: only its answer may settle it. */
   sessionId: string;
+  principalId: string;
   timer: NodeJS.Timeout;
+}
+
+/** What an agent POSTed as the answer to a relayed request, with the session it came on. */
+export interface ClientResponse {
+  id: unknown;
+  result?: unknown;
+  error?: unknown;
 }
 
 const CLIENT_REQUEST_TIMEOUT_MS = 10 * 60_000;
@@ -101,6 +110,8 @@ export interface SessionRegistryOptions {
   logger: Logger;
   /** How long a session may sit unused on this node before its local state is dropped (it stays in the store). */
   localIdleMs?: number;
+  /** An agent's answer that matched no relayed request of its own session (ignored): counted. */
+  onStrayResponse?(): void;
 }
 
 /** This node's sessions, the server-to-client request relay, and upstream session management. */
@@ -110,7 +121,6 @@ export class SessionRegistry {
   readonly listeners = new Set<ModernListener>();
   private readonly loading = new Map<string, Promise<SessionRecord | null>>();
   private readonly pending = new Map<string, PendingClientRequest>();
-  private counter = 0;
   private readonly sweeper: NodeJS.Timeout;
   private unsubscribeNode: (() => Promise<void>) | null = null;
   private unsubscribeAll: (() => Promise<void>) | null = null;
@@ -362,14 +372,22 @@ export class SessionRegistry {
     params: Record<string, unknown> | undefined,
     signal: AbortSignal,
   ): Promise<unknown> {
-    const id = `${this.opts.nodeId}:${++this.counter}`;
+    // `node:random`: the node part routes an answer that lands elsewhere; the random part makes the
+    // id unguessable (node ids are public on /healthz). Only the session it was sent to may answer.
+    const id = `${this.opts.nodeId}:${randomBytes(16).toString("base64url")}`;
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new ClientRequestError(-32001, "The agent did not answer in time."));
       }, CLIENT_REQUEST_TIMEOUT_MS);
       timer.unref();
-      this.pending.set(id, { resolve, reject, sessionId: session.id, timer });
+      this.pending.set(id, {
+        resolve,
+        reject,
+        sessionId: session.id,
+        principalId: session.principal.id,
+        timer,
+      });
       const sent = session.relatedSend(upstreamId, {
         jsonrpc: "2.0",
         id,
@@ -400,16 +418,21 @@ export class SessionRegistry {
     });
   }
 
-  /** A JSON-RPC response POSTed by an agent: resolve it here, or route it to the node that asked. */
-  async deliverResponse(message: { id: unknown; result?: unknown; error?: unknown }): Promise<boolean> {
+  /**
+   * A JSON-RPC response POSTed by an agent on `session`: it settles the relayed request of that
+   * id only when the request was sent to this same session and principal, here or (routed through
+   * the store) on the node that sent it. Anything else is ignored and counted.
+   */
+  async deliverResponse(session: LocalSession, message: ClientResponse): Promise<boolean> {
     const id = typeof message.id === "string" ? message.id : null;
-    if (!id) return false;
-    if (this.settle(id, message)) return true;
-    const node = id.slice(0, id.lastIndexOf(":"));
-    if (node && node !== this.opts.nodeId && this.opts.store.publishToNode) {
-      await this.opts.store.publishToNode(node, { type: "client-response", message });
+    const from = { sessionId: session.id, principalId: session.principal.id };
+    if (id && this.pending.has(id)) return this.settle(id, from, message);
+    const node = id ? id.slice(0, Math.max(0, id.lastIndexOf(":"))) : "";
+    if (id && node && node !== this.opts.nodeId && node !== ALL_NODES && this.opts.store.publishToNode) {
+      await this.opts.store.publishToNode(node, { type: "client-response", ...from, message });
       return true;
     }
+    this.opts.onStrayResponse?.();
     return false;
   }
 
@@ -436,8 +459,9 @@ export class SessionRegistry {
   private onRelayed(m: unknown): void {
     const msg = m as {
       type?: string;
-      message?: { id: unknown; result?: unknown; error?: unknown };
+      message?: ClientResponse;
       sessionId?: unknown;
+      principalId?: unknown;
       requestId?: unknown;
       from?: unknown;
     };
@@ -448,13 +472,26 @@ export class SessionRegistry {
       return;
     }
     if (msg?.type === "client-response" && msg.message && typeof msg.message.id === "string") {
-      this.settle(msg.message.id, msg.message);
+      const from = {
+        sessionId: typeof msg.sessionId === "string" ? msg.sessionId : "",
+        principalId: typeof msg.principalId === "string" ? msg.principalId : "",
+      };
+      this.settle(msg.message.id, from, msg.message);
     }
   }
 
-  private settle(id: string, message: { result?: unknown; error?: unknown }): boolean {
+  /** Settles a pending relayed request with an agent's answer, if the answer came from its session. */
+  private settle(
+    id: string,
+    from: { sessionId: string; principalId: string },
+    message: { result?: unknown; error?: unknown },
+  ): boolean {
     const p = this.pending.get(id);
-    if (!p) return false;
+    if (!p || p.sessionId !== from.sessionId || p.principalId !== from.principalId) {
+      // Another session's (or tenant's) request, or none: never settled by this answer.
+      this.opts.onStrayResponse?.();
+      return false;
+    }
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (message.error && typeof message.error === "object") {

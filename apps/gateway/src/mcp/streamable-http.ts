@@ -357,7 +357,7 @@ export class McpEndpoint {
       return;
     }
     if (c.kind === "response") {
-      await this.deps.sessions.deliverResponse(c);
+      await this.deps.sessions.deliverResponse(session, c);
       sendEmpty(res, 202, caller.headers);
       return;
     }

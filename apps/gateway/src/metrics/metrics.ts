@@ -10,6 +10,8 @@ export interface CoreMetrics {
   mcpRequests: Counter<"method" | "outcome">;
   toolCallSeconds: Histogram<"outcome">;
   sessionsOpen: Gauge;
+  /** Agents' answers to relayed requests that matched none of their own session (ignored). */
+  strayClientResponses: Counter;
 }
 
 /** On a registry of its own it also collects the process defaults; a registry passed in is left to its owner for those. */
@@ -57,6 +59,15 @@ export function createCoreMetrics(shared?: Registry): CoreMetrics {
         new Gauge({
           name: "gatehouse_gateway_sessions_local",
           help: "MCP sessions with state on this node",
+          registers: [registry],
+        }),
+    ),
+    strayClientResponses: get(
+      "gatehouse_gateway_stray_client_responses_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_stray_client_responses_total",
+          help: "Agent answers to relayed server-to-client requests that matched no request of their own session (ignored)",
           registers: [registry],
         }),
     ),

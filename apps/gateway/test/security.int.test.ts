@@ -1,0 +1,194 @@
+// Issue 8, the gateway data plane: holes one tenant (or one upstream, or one caller) could use
+// against another or against the shared node. Real Postgres, real Redis, real MCP upstreams (the
+// SDK fixtures, and the hostile fixture of test/fixtures/hostile-server.mjs), real gateway nodes.
+import type { Db } from "@gatehouse/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Fixture, startFixture } from "./fixtures.js";
+import { createHarness, type Harness, type Node, seedKey } from "./harness.js";
+
+let h: Harness;
+let db: Db;
+let alpha: Fixture;
+let bravo: Fixture;
+let nodeA: Node;
+let nodeB: Node;
+const tenantA = { id: "", slug: "" };
+const tenantB = { id: "", slug: "" };
+let keyA: string;
+let keyB: string;
+
+const ALLOW_ALL = { defaultEffect: "allow", rules: [] };
+
+function headers(key: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${key}`, ...extra };
+}
+
+async function post(
+  node: Node,
+  path: string,
+  body: unknown,
+  hdrs: Record<string, string>,
+): Promise<Response> {
+  return await fetch(`${node.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...hdrs },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** Reads JSON-RPC messages off an SSE response body. */
+function sseMessages(res: Response): { next(): Promise<Record<string, unknown>> } {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  const queue: Record<string, unknown>[] = [];
+  return {
+    async next() {
+      for (;;) {
+        const q = queue.shift();
+        if (q) return q;
+        const { value, done } = await reader.read();
+        if (done) throw new Error("stream ended");
+        buf += decoder.decode(value, { stream: true });
+        let i = buf.indexOf("\n\n");
+        while (i >= 0) {
+          const event = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = event
+            .split("\n")
+            .filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trim())
+            .join("\n");
+          if (data) queue.push(JSON.parse(data) as Record<string, unknown>);
+          i = buf.indexOf("\n\n");
+        }
+      }
+    },
+  };
+}
+
+/** A 2025-era session (initialize + initialized) of `key` on `path`; the headers to use it. */
+async function session(
+  node: Node,
+  key: string,
+  path: string,
+  capabilities: Record<string, unknown> = {},
+): Promise<Record<string, string>> {
+  const init = await post(
+    node,
+    path,
+    {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities, clientInfo: { name: "sec", version: "1" } },
+    },
+    headers(key),
+  );
+  expect(init.status).toBe(200);
+  const hdrs = headers(key, {
+    "mcp-session-id": init.headers.get("mcp-session-id")!,
+    "mcp-protocol-version": "2025-11-25",
+  });
+  await post(node, path, { jsonrpc: "2.0", method: "notifications/initialized" }, hdrs);
+  return hdrs;
+}
+
+/** One sample of a Prometheus text exposition (0 when absent). */
+function sample(text: string, name: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+/** Polls `check` until it holds or ~5 s pass (then the assertions that follow tell what went wrong). */
+async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function metricsOf(node: Node): Promise<string> {
+  return await (await fetch(`${node.url}/metrics`)).text();
+}
+
+beforeAll(async () => {
+  h = await createHarness();
+  db = h.db;
+  alpha = await startFixture("alpha");
+  bravo = await startFixture("bravo");
+  const stamp = Date.now().toString(36);
+  for (const [t, slug, f] of [
+    [tenantA, `sec-a-${stamp}`, alpha],
+    [tenantB, `sec-b-${stamp}`, bravo],
+  ] as const) {
+    const row = await db.prisma.tenant.create({ data: { slug, name: slug } });
+    t.id = row.id;
+    t.slug = row.slug;
+    await db.prisma.upstream.create({
+      data: { tenantId: row.id, name: "up", url: f.url, transport: "streamable_http", toolPrefix: "up_" },
+    });
+    await db.prisma.policy.create({ data: { tenantId: row.id, version: 1, document: ALLOW_ALL } });
+  }
+  keyA = (await seedKey(db, tenantA.id, { roles: ["admin"] })).key;
+  keyB = (await seedKey(db, tenantB.id, { roles: ["admin"] })).key;
+  nodeA = await h.startNode();
+  nodeB = await h.startNode();
+}, 60_000);
+
+afterAll(async () => {
+  await h?.close();
+  await alpha?.close();
+  await bravo?.close();
+});
+
+describe("relayed server-to-client requests are bound to their session", () => {
+  it("another tenant's caller cannot answer B's elicitation, on the same node or another; B's own answer still counts", async () => {
+    const pathA = `/t/${tenantA.slug}/mcp`;
+    const pathB = `/t/${tenantB.slug}/mcp`;
+    const hdrsB = await session(nodeA, keyB, pathB, { elicitation: {} });
+    const hdrsA1 = await session(nodeA, keyA, pathA, { elicitation: {} });
+    const hdrsA2 = await session(nodeB, keyA, pathA, { elicitation: {} });
+    const strayBefore = sample(await metricsOf(nodeA), "gatehouse_gateway_stray_client_responses_total");
+    const call = await post(
+      nodeA,
+      pathB,
+      {
+        jsonrpc: "2.0",
+        id: 5,
+        method: "tools/call",
+        params: { name: "up_ask_user", arguments: { message: "B's question" } },
+      },
+      hdrsB,
+    );
+    const stream = sseMessages(call);
+    const ask = await stream.next();
+    expect(ask.method).toBe("elicitation/create");
+    // Not a node id and a counter: nothing to guess from /healthz.
+    expect(String(ask.id)).toMatch(/:[A-Za-z0-9_-]{22,}$/);
+    // Tenant A's caller learned (or guessed) the id: its answers, on this node and on the other, are ignored.
+    const forged = {
+      jsonrpc: "2.0",
+      id: ask.id,
+      result: { action: "accept", content: { answer: "from A" } },
+    };
+    expect((await post(nodeA, pathA, forged, hdrsA1)).status).toBe(202);
+    expect((await post(nodeB, pathA, forged, hdrsA2)).status).toBe(202);
+    // Wait (bounded) until both are accounted for, then answer as B.
+    await until(
+      async () =>
+        sample(await metricsOf(nodeA), "gatehouse_gateway_stray_client_responses_total") - strayBefore >= 2,
+    );
+    const own = { jsonrpc: "2.0", id: ask.id, result: { action: "accept", content: { answer: "from B" } } };
+    expect((await post(nodeA, pathB, own, hdrsB)).status).toBe(202);
+    const final = await stream.next();
+    expect(final).toMatchObject({
+      id: 5,
+      result: { content: [{ type: "text", text: 'accept:{"answer":"from B"}' }] },
+    });
+    // Both forged answers were counted: one where it landed, one on the node that sent the request.
+    const strayAfter = sample(await metricsOf(nodeA), "gatehouse_gateway_stray_client_responses_total");
+    expect(strayAfter - strayBefore).toBe(2);
+  });
+});
