@@ -1,6 +1,8 @@
 // `npm start`: everything in one process on embedded defaults. Without DATABASE_URL the database is
 // PGlite under DATA_DIR; without REDIS_URL the bus is in-process. PGlite belongs to one process, so
 // the gateway (and later the workers) run here too, sharing the database and the bus.
+// It listens on 127.0.0.1 unless HOST (or API_HOST / GATEWAY_HOST) says otherwise: a first try on a
+// laptop must not put the admin API on the local network.
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -65,10 +67,35 @@ function pickDefined(env: ApiEnv): Partial<SecretsFile> {
   };
 }
 
+/** What only the embedded entry reads; the apps' own schemas read the rest. */
+const EmbeddedEnvSchema = z.object({
+  HOST: z.preprocess((v) => (v === "" ? undefined : v), z.string().default("127.0.0.1")),
+});
+
+/**
+ * The environment the API and the gateway see in embedded mode: their hosts default to `HOST`
+ * (loopback unless set), while API_HOST and GATEWAY_HOST still win when given.
+ */
+export function embeddedEnv(
+  processEnv: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  const parsed = EmbeddedEnvSchema.safeParse(processEnv);
+  if (!parsed.success) throw new ConfigError("Invalid environment:\n  HOST: Must be a host name or address");
+  const { HOST } = parsed.data;
+  return {
+    ...processEnv,
+    API_HOST: processEnv.API_HOST || HOST,
+    GATEWAY_HOST: processEnv.GATEWAY_HOST || HOST,
+  };
+}
+
 export interface Embedded {
   api: NestFastifyApplication;
   apiUrl: string;
+  gatewayUrl: string;
   config: ApiConfig;
+  /** Where the data lives, as `npm start` says on the way out. */
+  dataLocation: string;
   close(): Promise<void>;
 }
 
@@ -77,15 +104,26 @@ export async function startEmbedded(
   processEnv: Record<string, string | undefined>,
   print: (text: string) => void = (text) => process.stdout.write(text),
 ): Promise<Embedded> {
+  processEnv = embeddedEnv(processEnv);
   const env = parseApiEnv(processEnv);
   const secrets = await loadOrCreateSecrets(env);
   const config: ApiConfig = { ...env, ADMIN_TOKEN: secrets.ADMIN_TOKEN, SECRETS_KEY: secrets.SECRETS_KEY };
   const logger = createLogger(config.LOG_LEVEL);
 
   const closers: Array<() => Promise<void>> = [];
-  const closeAll = async () => {
+  // Every step runs even when one fails; the count says whether the stop was clean.
+  const closeAll = async (): Promise<number> => {
+    let failed = 0;
     for (const close of closers.splice(0).reverse())
-      await close().catch((err: unknown) => logger.error({ err }, "shutdown step failed"));
+      await close().catch((err: unknown) => {
+        failed++;
+        logger.error({ err }, "shutdown step failed");
+      });
+    return failed;
+  };
+  const close = async () => {
+    const failed = await closeAll();
+    if (failed > 0) throw new Error(`${failed} shutdown step(s) failed; the log above has them`);
   };
   try {
     const db = await createDb({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
@@ -124,19 +162,26 @@ export async function startEmbedded(
     const gatewayUrl = localUrl(gateway.gateway.server.address(), gatewayEnv.host);
     // ──────────────────────────────────────────────────────────────────────────────────────
 
+    // ─── CONSOLE (issue 10): start it here on WEB_PORT / HOST, push its closer, and pass its URL
+    // to `banner` (`consoleUrl`), which prints it between the API and the gateway. ──────────────
+
+    const dataDir = resolve(config.DATA_DIR);
     print(
       banner({
         apiUrl,
         gatewayUrl,
         database:
-          db.kind === "pglite"
-            ? `embedded PGlite in ${resolve(config.DATA_DIR, "pglite")}`
-            : "Postgres (DATABASE_URL)",
+          db.kind === "pglite" ? `embedded PGlite in ${join(dataDir, "pglite")}` : "Postgres (DATABASE_URL)",
         bus: config.REDIS_URL ? "Redis (REDIS_URL)" : "in-process",
         secrets,
+        hosts: [config.API_HOST, gatewayEnv.host],
       }),
     );
-    return { api, apiUrl, config, close: closeAll };
+    const dataLocation =
+      db.kind === "pglite"
+        ? `${dataDir} (PGlite database and secrets.json)`
+        : `Postgres (DATABASE_URL); secrets in ${secrets.file}`;
+    return { api, apiUrl, gatewayUrl, config, dataLocation, close };
   } catch (err) {
     await closeAll();
     throw err;
@@ -155,15 +200,23 @@ function banner(o: {
   database: string;
   bus: string;
   secrets: EmbeddedSecrets;
+  /** The hosts the listeners are bound to. */
+  hosts: string[];
+  /** The console's URL, once `npm start` runs it (issue 10). */
+  consoleUrl?: string;
 }): string {
   const lines = [
     "",
     "Gatehouse is running (embedded mode)",
     `  REST API   ${o.apiUrl}/v1   (OpenAPI: ${o.apiUrl}/docs)`,
+    ...(o.consoleUrl ? [`  Console    ${o.consoleUrl}`] : []),
     `  Gateway    ${o.gatewayUrl}/t/{tenant}/mcp`,
     `  Database   ${o.database}`,
     `  Bus        ${o.bus}`,
     `  Secrets    ${o.secrets.file}`,
+    o.hosts.every(isLoopback)
+      ? "  Listening on loopback only; HOST=0.0.0.0 npm start accepts other machines too."
+      : `  Listening on ${[...new Set(o.hosts)].join(", ")}: reachable from other machines.`,
   ];
   if (o.secrets.generated.length > 0) {
     lines.push("", "First start: generated and saved (mode 0600) to the file above. Shown this once:");
@@ -175,15 +228,28 @@ function banner(o: {
   return `${lines.join("\n")}\n\n`;
 }
 
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
 async function main(): Promise<void> {
   const embedded = await startEmbedded(process.env);
   let stopping = false;
-  const stop = () => {
+  const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
+    process.stdout.write(`\n${signal}: stopping Gatehouse…\n`);
     embedded.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => {
+        process.stdout.write(
+          `Gatehouse stopped cleanly. Data is kept in ${embedded.dataLocation}; \`npm start\` continues from it.\n`,
+        );
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`Gatehouse stopped with an error: ${(err as Error)?.message ?? String(err)}\n`);
+        process.exit(1);
+      },
     );
   };
   process.once("SIGINT", stop);

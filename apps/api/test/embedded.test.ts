@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateSecretsKey } from "@gatehouse/shared/node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -94,4 +94,45 @@ describe("embedded entry", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // Issue 9: `npm start` on a laptop must not put the admin API on the local network.
+  test("binds loopback by default; HOST=0.0.0.0 opens the API and the gateway to other machines", async () => {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+    const { API_HOST: _a, GATEWAY_HOST: _g, ...noHosts } = env();
+    const reach = async (url: string, host: string) => {
+      const u = new URL(url);
+      return fetch(`http://${host}:${u.port}/healthz`).then(
+        (r) => r.status,
+        (err: Error & { cause?: { code?: string } }) => err.cause?.code ?? err.message,
+      );
+    };
+
+    let printed = "";
+    const closed = await startEmbedded(noHosts, (text) => {
+      printed += text;
+    });
+    try {
+      expect(closed.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(closed.gatewayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(printed).toContain("HOST=0.0.0.0");
+      expect(await reach(closed.apiUrl, "127.0.0.1")).toBe(200);
+      expect(await reach(closed.gatewayUrl, "127.0.0.1")).toBe(200);
+      if (external) {
+        expect(await reach(closed.apiUrl, external)).toBe("ECONNREFUSED");
+        expect(await reach(closed.gatewayUrl, external)).toBe("ECONNREFUSED");
+      }
+    } finally {
+      await closed.close();
+    }
+
+    const open = await startEmbedded({ ...noHosts, HOST: "0.0.0.0" }, () => {});
+    try {
+      expect(await reach(open.apiUrl, external ?? "127.0.0.1")).toBe(200);
+      expect(await reach(open.gatewayUrl, external ?? "127.0.0.1")).toBe(200);
+    } finally {
+      await open.close();
+    }
+  }, 90_000);
 });
