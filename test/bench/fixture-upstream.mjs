@@ -55,6 +55,20 @@ if (flag("stdio")) {
       req.on("error", reject);
     });
 
+  // Works around modelcontextprotocol/typescript-sdk#2559 (SDK 1.32.2): in JSON-response mode the
+  // transport resolves each POST's JSON answer but never runs that stream's cleanup, so every call
+  // leaves one `_streamMapping` entry (~8-10 KB) behind and the fixture grows without bound (73 MB
+  // → 2.3 GB in one bench run), slowing whatever runs after it. Once a POST has been answered, drop
+  // the JSON streams that no pending request points at any more. Remove when a fixed SDK is pinned.
+  const releaseAnsweredJsonStreams = (transport) => {
+    const inner = transport._webStandardTransport;
+    if (!inner?._streamMapping || !inner._requestToStreamMapping) return;
+    const pending = new Set(inner._requestToStreamMapping.values());
+    for (const [streamId, stream] of inner._streamMapping) {
+      if (stream.resolveJson && !pending.has(streamId)) inner._streamMapping.delete(streamId);
+    }
+  };
+
   const httpServer = http.createServer(async (req, res) => {
     try {
       if (!req.url?.startsWith("/mcp")) {
@@ -87,6 +101,7 @@ if (flag("stdio")) {
         await makeServer().connect(transport);
       }
       await transport.handleRequest(req, res, body);
+      if (json) releaseAnsweredJsonStreams(transport);
     } catch (err) {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end(String(err?.message ?? err));

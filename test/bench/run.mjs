@@ -390,6 +390,9 @@ async function sectionThroughput(report) {
   });
   const fixturePort = await fixture.ready;
   const fixtureUrl = `http://127.0.0.1:${fixturePort}/mcp`;
+  // The fixture must not grow over a run (it once leaked ~9 KB per call: see fixture-upstream.mjs),
+  // or every column after the first measures a slower, swapping upstream.
+  const fixtureRss = [rssBytes(fixture.child.pid)];
 
   const run = async (key, label, target, pids, proc = null) => {
     process.stdout.write(`(${key}) ${label}\n`);
@@ -403,6 +406,7 @@ async function sectionThroughput(report) {
     } finally {
       target.close();
     }
+    fixtureRss.push(rssBytes(fixture.child.pid));
     await sleep(1000);
   };
 
@@ -506,6 +510,9 @@ async function sectionThroughput(report) {
     await stop(mp);
   }
   await stop(fixture);
+  const fixtureNote = `fixture (http) RSS after start and after each column: ${fixtureRss.map((b) => mb(b)).join(" → ")} MB`;
+  process.stdout.write(`${fixtureNote}\n`);
+  report.notes.push(fixtureNote);
   report.throughput = { results, skipped };
 }
 
