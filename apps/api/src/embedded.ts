@@ -107,7 +107,13 @@ export async function startEmbedded(
   processEnv = embeddedEnv(processEnv);
   const env = parseApiEnv(processEnv);
   const secrets = await loadOrCreateSecrets(env);
-  const config: ApiConfig = { ...env, ADMIN_TOKEN: secrets.ADMIN_TOKEN, SECRETS_KEY: secrets.SECRETS_KEY };
+  const config: ApiConfig = {
+    ...env,
+    ADMIN_TOKEN: secrets.ADMIN_TOKEN,
+    SECRETS_KEY: secrets.SECRETS_KEY,
+    // First run: sign in to the console with the printed admin token, then configure OIDC.
+    CONSOLE_BOOTSTRAP_SIGNIN: env.CONSOLE_BOOTSTRAP_SIGNIN ?? true,
+  };
   const logger = createLogger(config.LOG_LEVEL);
 
   const closers: Array<() => Promise<void>> = [];

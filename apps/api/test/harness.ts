@@ -103,7 +103,7 @@ async function finish(
 }
 
 /** Distributed mode: the app opens Postgres and the Redis bus itself, from its config. */
-export async function startDistributed(): Promise<Harness> {
+export async function startDistributed(overrides: Partial<ApiConfig> = {}): Promise<Harness> {
   const database = await createTestDatabase();
   const keyPrefix = `gatehouse-test-${randomBytes(6).toString("hex")}:`;
   const config = apiConfig({
@@ -113,6 +113,7 @@ export async function startDistributed(): Promise<Harness> {
     REDIS_URL: REDIS_URL,
     REDIS_KEY_PREFIX: keyPrefix,
     LOG_LEVEL: "silent",
+    ...overrides,
   });
   const app = await createApiApp(config);
   const subscriber = new RedisBus({ url: REDIS_URL, keyPrefix });

@@ -30,12 +30,12 @@ export class AdminTokensService {
   ) {}
 
   async create(caller: Caller, ref: string, body: AdminTokenCreate): Promise<AdminTokenCreated> {
-    const tenant = await this.access.resolve(caller, ref, "write");
+    const { tenant, role: callerRole } = await this.access.resolveAccess(caller, ref, "write");
     const role = body.role ?? "admin";
-    if (caller.kind === "tenant" && RANK[role] > RANK[caller.role]) {
+    if (callerRole && RANK[role] > RANK[callerRole]) {
       throw new AppError(
         ErrorCode.FORBIDDEN,
-        `A ${caller.role} token cannot create a token with the ${role} role`,
+        `A caller with the ${callerRole} role cannot create a token with the ${role} role`,
       );
     }
     const expiresAt = futureDate(body.expiresAt);

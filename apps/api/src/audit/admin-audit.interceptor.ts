@@ -98,6 +98,12 @@ export class AdminAuditInterceptor implements NestInterceptor {
           select: { name: true },
         });
         pending.callerName = token?.name ?? null;
+      } else if (caller.kind === "user") {
+        const user = await this.prisma.user.findUnique({
+          where: { id: caller.userId },
+          select: { email: true, name: true },
+        });
+        pending.callerName = user?.email ?? user?.name ?? null;
       }
       if (method !== "POST") pending.before = await this.snapshot(ctx, request, values);
     } catch (err) {

@@ -63,12 +63,19 @@ export class AdminAuditService {
       actor:
         pending.caller.kind === "platform"
           ? { kind: "platform" }
-          : {
-              kind: "token",
-              id: pending.caller.tokenId,
-              name: pending.callerName,
-              role: pending.caller.role,
-            },
+          : pending.caller.kind === "user"
+            ? {
+                kind: "user",
+                id: pending.caller.userId,
+                name: pending.callerName,
+                platformAdmin: pending.caller.platformAdmin,
+              }
+            : {
+                kind: "token",
+                id: pending.caller.tokenId,
+                name: pending.callerName,
+                role: pending.caller.role,
+              },
       target: {
         type: pending.action.slice(0, pending.action.lastIndexOf(".")),
         id: typeof subject?.id === "string" ? subject.id : null,

@@ -1,7 +1,12 @@
 import { SECRET_MASK } from "@gatehouse/shared";
 
 /** Routes that use POST but change nothing: no admin event for them. Keyed `METHOD /route/pattern`. */
-export const READ_ONLY_ROUTES: ReadonlySet<string> = new Set(["POST /v1/tenants/:tenant/policy/simulate"]);
+export const READ_ONLY_ROUTES: ReadonlySet<string> = new Set([
+  "POST /v1/tenants/:tenant/policy/simulate",
+  // Console sign-out belongs to no tenant and changes no configuration.
+  "POST /v1/auth/sign-out",
+  "POST /v1/auth/sign-out-everywhere",
+]);
 
 const VERBS: Record<string, string> = { POST: "create", PUT: "update", PATCH: "update", DELETE: "delete" };
 

@@ -12,6 +12,7 @@ import {
 import { APP_GUARD } from "@nestjs/core";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { SessionsService } from "../auth/sessions.service.js";
 import type { ApiConfig } from "../config/api.config.js";
 import { AuthGuard } from "./auth.guard.js";
 import { ConfigVersionService } from "./config-version.service.js";
@@ -63,8 +64,9 @@ export function coreModule(deps: CoreDeps): DynamicModule {
       OwnedResources,
       TenantAccessService,
       ConfigVersionService,
+      SessionsService,
       { provide: APP_GUARD, useClass: AuthGuard },
     ],
-    exports: [...providers.map((p) => p.provide), TenantAccessService, ConfigVersionService],
+    exports: [...providers.map((p) => p.provide), TenantAccessService, ConfigVersionService, SessionsService],
   };
 }

@@ -1,5 +1,6 @@
 import { parseSecretsKey } from "@gatehouse/shared/node";
 import { z } from "zod";
+import { ConsoleEnvSchema } from "../auth/console.config.js";
 import { OAuthEnvSchema } from "../oauth/oauth.config.js";
 
 // Unset and empty mean the same thing for every variable.
@@ -46,6 +47,7 @@ export const ApiEnvSchema = z.object({
     z.stringbool({ error: "Must be true or false" }).default(true),
   ),
   ...OAuthEnvSchema.shape,
+  ...ConsoleEnvSchema.shape,
 });
 export type ApiEnv = z.infer<typeof ApiEnvSchema>;
 

@@ -1,13 +1,13 @@
 import {
-  type PaginationQuery,
-  PaginationQuerySchema,
   type TenantCreate,
   TenantCreateSchema,
+  type TenantListQuery,
+  TenantListQuerySchema,
   type TenantUpdate,
   TenantUpdateSchema,
 } from "@gatehouse/shared";
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from "@nestjs/common";
-import { ApiOperation, ApiTags } from "@nestjs/swagger";
+import { ApiOperation, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { type Caller, CallerParam } from "../common/caller.js";
 import {
   Authenticated,
@@ -37,11 +37,21 @@ export class TenantsController {
   }
 
   @Get()
-  @ApiOperation({ summary: "List tenants (platform admin only)" })
+  @ApiOperation({
+    summary: "List tenants",
+    description:
+      "A platform admin sees every tenant; a console member sees the tenants they belong to. Tenant tokens cannot list.",
+  })
   @PaginationQueryDocs()
+  @ApiQuery({
+    name: "q",
+    required: false,
+    description: "Only tenants whose slug or name contains this",
+    schema: { type: "string" },
+  })
   @PageResponse("Tenant")
   @ProblemResponses(400, 403)
-  list(@CallerParam() caller: Caller, @Query(new ZodQuery(PaginationQuerySchema)) query: PaginationQuery) {
+  list(@CallerParam() caller: Caller, @Query(new ZodQuery(TenantListQuerySchema)) query: TenantListQuery) {
     return this.tenants.list(caller, query);
   }
 

@@ -1,8 +1,8 @@
 import type { PrismaClient, Tenant } from "@gatehouse/db";
 import {
   type Page,
-  type PaginationQuery,
   type TenantCreate,
+  type TenantListQuery,
   TenantSettingsSchema,
   type TenantUpdate,
   type TenantView,
@@ -34,9 +34,26 @@ export class TenantsService {
     return this.view(tenant);
   }
 
-  async list(caller: Caller, query: PaginationQuery): Promise<Page<TenantView>> {
-    this.access.requirePlatform(caller, "list tenants");
-    const rows = await this.prisma.tenant.findMany(pageArgs(query));
+  async list(caller: Caller, query: TenantListQuery): Promise<Page<TenantView>> {
+    // A console member lists the tenants they belong to; everyone else needs platform power.
+    const memberOf = caller.kind === "user" && !caller.platformAdmin ? caller.userId : undefined;
+    if (!memberOf) this.access.requirePlatform(caller, "list tenants");
+    const args = pageArgs(query);
+    const rows = await this.prisma.tenant.findMany({
+      ...args,
+      where: {
+        ...args.where,
+        ...(memberOf ? { members: { some: { userId: memberOf } } } : {}),
+        ...(query.q
+          ? {
+              OR: [
+                { slug: { contains: query.q, mode: "insensitive" as const } },
+                { name: { contains: query.q, mode: "insensitive" as const } },
+              ],
+            }
+          : {}),
+      },
+    });
     return toPage(rows, query, (t) => this.view(t));
   }
 

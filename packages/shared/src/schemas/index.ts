@@ -3,6 +3,7 @@ export * from "./admin-tokens.schema.js";
 export * from "./api-keys.schema.js";
 export * from "./audit.schema.js";
 export * from "./common.schema.js";
+export * from "./console.schema.js";
 export * from "./gateways.schema.js";
 export * from "./identity-providers.schema.js";
 export * from "./oauth-clients.schema.js";

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type TenantSettings, TenantSettingsSchema } from "../tenant-settings.js";
-import { DisplayNameSchema } from "./common.schema.js";
+import { DisplayNameSchema, PaginationQuerySchema } from "./common.schema.js";
 
 export const TENANT_SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
@@ -49,3 +49,9 @@ export const TenantViewSchema = z.object({
   updatedAt: z.string(),
 });
 export type TenantView = z.infer<typeof TenantViewSchema>;
+
+/** `GET /v1/tenants`: a page, optionally only tenants whose slug or name contains `q`. */
+export const TenantListQuerySchema = PaginationQuerySchema.extend({
+  q: z.string().trim().max(100).optional(),
+});
+export type TenantListQuery = z.infer<typeof TenantListQuerySchema>;
