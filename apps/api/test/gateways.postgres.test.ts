@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Harness, startDistributed } from "./harness.js";
 
-// GET /v1/gateways reads the node registry through @gatehouse/gateway's listLiveNodes.
+// GET /v1/gateways reads the node registry through @gatehouse/db's listLiveNodes (the gateway writes it).
 describe("GET /v1/gateways", () => {
   let h: Harness;
   const fresh = `node-fresh-${randomBytes(3).toString("hex")}`;

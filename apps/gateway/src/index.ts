@@ -9,7 +9,6 @@ export {
 export { createGateway, type Gateway, type GatewayDeps } from "./gateway.js";
 export { type CoreMetrics, createCoreMetrics } from "./metrics/metrics.js";
 export { GATEWAY_VERSION, type GatewayNode, type GatewayNodeOptions, startGatewayNode } from "./node.js";
-export { type GatewayNodeInfo, listLiveNodes, pruneDeadNodes } from "./ops/node-registry.js";
 export { createOps, type Ops, type OpsOptions } from "./ops/ops.js";
 export {
   type AuditSink,

@@ -6,9 +6,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import type { Db, Prisma } from "@gatehouse/db";
+import { listLiveNodes } from "@gatehouse/db";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listLiveNodes } from "../src/ops/node-registry.js";
 import { createHarness, type Harness, type OpsNode, seedKey } from "./harness.js";
 import { type OpsUpstream, startOpsUpstream } from "./ops-upstream.js";
 

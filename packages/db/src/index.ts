@@ -1,4 +1,11 @@
 export { type CreateDbOptions, createDb, type Db } from "./client.js";
+export {
+  type GatewayNodeDb,
+  type GatewayNodeInfo,
+  listLiveNodes,
+  NODE_STALE_AFTER_MS,
+  pruneDeadNodes,
+} from "./gateway-nodes.repository.js";
 export * from "./generated/prisma/client.js";
 export {
   applyMigrations,

@@ -1,7 +1,7 @@
-import { createDb, type Db } from "@gatehouse/db";
+import { createDb, type Db, listLiveNodes, pruneDeadNodes } from "@gatehouse/db";
 import { createTestDatabase, type TestDatabase } from "@gatehouse/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listLiveNodes, NodeRegistry, pruneDeadNodes } from "./node-registry.js";
+import { NodeRegistry } from "./node-registry.js";
 
 let testDb: TestDatabase;
 let db: Db;

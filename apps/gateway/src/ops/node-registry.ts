@@ -1,8 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Prisma, PrismaClient } from "@gatehouse/db";
-
-type GatewayNodeDb = Pick<PrismaClient, "gatewayNode">;
+import { type GatewayNodeDb, type Prisma, pruneDeadNodes } from "@gatehouse/db";
 
 export interface NodeRegistryOptions {
   prisma: GatewayNodeDb;
@@ -15,15 +13,6 @@ export interface NodeRegistryOptions {
   /** `{tenantId: version}` of the snapshots applied now; read at each heartbeat. */
   configVersions?: () => Record<string, number>;
   logger?: { warn(obj: object, msg: string): void };
-}
-
-/** A gateway node as `GET /v1/gateways` shows it. */
-export interface GatewayNodeInfo {
-  id: string;
-  version: string;
-  startedAt: Date;
-  lastHeartbeatAt: Date;
-  configVersions: Record<string, number>;
 }
 
 /** A stable-enough unique id for this process. */
@@ -52,6 +41,11 @@ export class NodeRegistry {
   async start(): Promise<void> {
     this.stopped = false;
     await this.beat();
+    // Rows of crashed nodes are never deleted by their owner; each node that starts sweeps the
+    // ones silent for a day, so the table stays as small as the fleet.
+    pruneDeadNodes(this.options.prisma).catch((err: unknown) =>
+      this.options.logger?.warn({ err }, "node registry: pruning dead nodes failed"),
+    );
     this.timer = setInterval(() => {
       if (this.inFlight) return; // the previous beat is still waiting on the database
       this.beat().catch((err: unknown) =>
@@ -101,37 +95,4 @@ export class NodeRegistry {
     await this.inFlight?.catch(() => {});
     await this.options.prisma.gatewayNode.deleteMany({ where: { id: this.id } });
   }
-}
-
-/** Nodes that heartbeated within `staleAfterMs` (default 15 s, three missed beats), newest first. */
-export async function listLiveNodes(
-  prisma: GatewayNodeDb,
-  staleAfterMs = 15_000,
-): Promise<GatewayNodeInfo[]> {
-  const rows = await prisma.gatewayNode.findMany({
-    where: { lastHeartbeatAt: { gte: new Date(Date.now() - staleAfterMs) } },
-    orderBy: [{ startedAt: "desc" }, { id: "asc" }],
-  });
-  return rows.map((r) => ({
-    id: r.id,
-    version: r.version,
-    startedAt: r.startedAt,
-    lastHeartbeatAt: r.lastHeartbeatAt,
-    configVersions: toVersions(r.configVersions),
-  }));
-}
-
-/** Delete rows of nodes silent for longer than `olderThanMs` (crashed nodes); run from a job. */
-export async function pruneDeadNodes(prisma: GatewayNodeDb, olderThanMs = 24 * 3600_000): Promise<number> {
-  const { count } = await prisma.gatewayNode.deleteMany({
-    where: { lastHeartbeatAt: { lt: new Date(Date.now() - olderThanMs) } },
-  });
-  return count;
-}
-
-function toVersions(value: unknown): Record<string, number> {
-  if (!value || typeof value !== "object" || Array.isArray(value)) return {};
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(value)) if (typeof v === "number") out[k] = v;
-  return out;
 }
