@@ -98,6 +98,10 @@ export interface StackOptions {
   gatewayEnv?: Record<string, string>;
   /** Extra environment per node index. */
   perGatewayEnv?: Array<Record<string, string>>;
+  /** A Redis of the test's own (fault tests stop it); default the machine's (`TEST_REDIS_URL`). */
+  redisUrl?: string;
+  /** A database the caller made (and drops), e.g. on a Postgres it stops; default a fresh one here. */
+  database?: TestDatabase;
 }
 
 export class Stack {
@@ -115,6 +119,11 @@ export class Stack {
 
   private constructor(private readonly opts: StackOptions) {}
 
+  /** The Redis every process of this stack uses. */
+  get redisUrl(): string {
+    return this.opts.redisUrl ?? REDIS_URL;
+  }
+
   static async start(opts: StackOptions = {}): Promise<Stack> {
     const stack = new Stack(opts);
     try {
@@ -131,14 +140,14 @@ export class Stack {
     // Fail before creating a database when the build is missing.
     requireBuilt("apps/api/dist/main.js");
     requireBuilt("apps/gateway/dist/main.js");
-    this.db = await createDatabase();
+    this.db = this.opts.database ?? (await createDatabase());
     const n = this.opts.gateways ?? 2;
     for (let i = 0; i < n; i++) this.gatewayPorts.push(await freePort());
     this.publicGatewayUrl = `http://127.0.0.1:${this.gatewayPorts[0]}`;
 
     const apiEnv = {
       DATABASE_URL: this.db.url,
-      REDIS_URL,
+      REDIS_URL: this.redisUrl,
       REDIS_KEY_PREFIX: this.redisPrefix,
       ADMIN_TOKEN: this.adminToken,
       SECRETS_KEY: this.secretsKey,
@@ -160,7 +169,7 @@ export class Stack {
       GATEWAY_PORT: String(this.gatewayPorts[index]),
       GATEWAY_HOST: "127.0.0.1",
       DATABASE_URL: this.db.url,
-      REDIS_URL,
+      REDIS_URL: this.redisUrl,
       REDIS_KEY_PREFIX: this.redisPrefix,
       SECRETS_KEY: this.secretsKey,
       PUBLIC_GATEWAY_URL: this.publicGatewayUrl,
@@ -218,7 +227,7 @@ export class Stack {
       (p): p is ManagedProcess => p !== undefined,
     );
     await Promise.all(procs.map((p) => p.kill("SIGTERM", 3000)));
-    await cleanRedisPrefix(this.redisPrefix).catch(() => {});
-    await this.db?.drop().catch(() => {});
+    if (!this.opts.redisUrl) await cleanRedisPrefix(this.redisPrefix).catch(() => {});
+    if (!this.opts.database) await this.db?.drop().catch(() => {});
   }
 }

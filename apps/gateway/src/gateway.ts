@@ -99,7 +99,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       },
     );
   const tracing = deps.ops?.tracing ?? disabledTracing;
-  const store = deps.sessions ?? new MemorySessionStore(config.sessionTtlSeconds);
+  const store: SessionStore = deps.sessions ?? new MemorySessionStore(config.sessionTtlSeconds);
   const sealer = deps.sealer ?? (config.secretsKey ? createSealer(config.secretsKey) : null);
   const rateLimiter = deps.rateLimiter ?? noopRateLimiter;
   const audit = deps.audit ?? noopAuditSink;
@@ -279,8 +279,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   let closing = false;
 
-  /** Readiness (api.md): the config source answers, the bus is connected, and the node is not draining. */
-  const readiness = async (): Promise<{ ready: boolean; checks: Record<string, boolean> }> => {
+  /**
+   * Readiness (api.md): not ready (503) only while draining. A shared part that is down (the
+   * database, the bus, the session store) makes the node "degraded" but still ready (200): every
+   * node shares those parts, so failing readiness on them would take every node out of the load
+   * balancer at once, while each can still serve the sessions and snapshots it holds.
+   */
+  const readiness = async (): Promise<{
+    ready: boolean;
+    status: string;
+    checks: Record<string, boolean>;
+  }> => {
     let database = false;
     if (!closing) {
       try {
@@ -290,10 +299,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         database = false;
       }
     }
-    const checks = { database, bus: bus.connected, draining: closing };
-    const ready = database && bus.connected && !closing;
+    const sessionStore = store.connected ?? true;
+    const checks = { database, bus: bus.connected, sessions: sessionStore, draining: closing };
+    const ready = !closing;
+    const degraded = ready && !(database && bus.connected && sessionStore);
     opsMetrics.setReady(ready);
-    return { ready, checks };
+    opsMetrics.degraded.set(degraded ? 1 : 0);
+    opsMetrics.sessionStoreUp.set(sessionStore ? 1 : 0);
+    return { ready, status: !ready ? "not ready" : degraded ? "degraded" : "ready", checks };
   };
 
   /** Gauges that are cheapest to read when scraped. */
@@ -445,7 +458,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (rawPath === "/healthz") return sendJson(res, 200, { status: "ok", node: config.nodeId });
     if (rawPath === "/readyz") {
       const r = await readiness();
-      return sendJson(res, r.ready ? 200 : 503, { status: r.ready ? "ready" : "not ready", ...r.checks });
+      return sendJson(res, r.ready ? 200 : 503, { status: r.status, ...r.checks });
     }
     if (rawPath === "/metrics") {
       await readiness();

@@ -73,6 +73,9 @@ export async function startGatewayNode(o: GatewayNodeOptions): Promise<GatewayNo
           url: config.redisUrl,
           keyPrefix: config.redisKeyPrefix,
           ttlSeconds: config.sessionTtlSeconds,
+          nodeId: config.nodeId,
+          logger,
+          onReasserted: (n) => ops.metrics.sessionsReasserted.inc(n),
         })
       : undefined;
   const sessions = o.sessions ?? ownedSessions;

@@ -5,7 +5,7 @@ import { parseJson, readBody } from "../http/body.js";
 import { type JsonRpcId, jsonRpcError, sendAppError, sendEmpty, sendJson } from "../http/respond.js";
 import { ResponseChannel, SseStream } from "../http/sse.js";
 import type { CoreMetrics } from "../metrics/metrics.js";
-import type { SessionRecord } from "../sessions/session-store.js";
+import { type SessionRecord, SessionStoreUnavailableError } from "../sessions/session-store.js";
 import type { TenantState } from "../tenancy/tenant-state.js";
 import type { View } from "./aggregate.js";
 import type { Dispatcher } from "./dispatch.js";
@@ -233,7 +233,24 @@ export class McpEndpoint {
       );
       return null;
     }
-    const found = sid.length <= 256 ? await this.deps.sessions.find(sid) : null;
+    let found: Awaited<ReturnType<SessionRegistry["find"]>> = null;
+    try {
+      found = sid.length <= 256 ? await this.deps.sessions.find(sid) : null;
+    } catch (err) {
+      // The shared store is unreachable and this node does not hold the session: say so, retryable.
+      caller.log.warn({ err: (err as Error).message }, "session lookup failed");
+      sendAppError(
+        res,
+        new AppError(
+          ErrorCode.SERVICE_UNAVAILABLE,
+          "The session store is unreachable and this gateway node does not hold this session; retry shortly (the node that served it still can).",
+        ),
+        id,
+        { ...caller.headers, "retry-after": "1" },
+        503,
+      );
+      return null;
+    }
     const record = found instanceof LocalSession ? found.record : found;
     // Bound to tenant, endpoint and principal: anyone else gets the same 404 as for an unknown id.
     if (
@@ -494,12 +511,17 @@ export class McpEndpoint {
         return;
       }
     } catch (err) {
-      caller.log.error({ err }, "could not store session");
+      if (err instanceof SessionStoreUnavailableError)
+        caller.log.warn({ err: err.message }, "could not store session");
+      else caller.log.error({ err }, "could not store session");
       sendAppError(
         res,
-        new AppError(ErrorCode.SERVICE_UNAVAILABLE, "The session store is unavailable; retry shortly."),
+        new AppError(
+          ErrorCode.SERVICE_UNAVAILABLE,
+          "The session store is unavailable, so no new session can start; sessions already open go on. Retry shortly.",
+        ),
         id,
-        caller.headers,
+        { ...caller.headers, "retry-after": "1" },
       );
       return;
     }

@@ -73,6 +73,9 @@ export class GatewayMetrics {
   readonly auditDropped: Counter<"reason">;
   readonly auditWriteErrors: Counter;
   readonly ready: Gauge;
+  readonly degraded: Gauge;
+  readonly sessionStoreUp: Gauge;
+  readonly sessionsReasserted: Counter;
 
   private readonly maxTools: number;
   private readonly maxTenants: number;
@@ -296,6 +299,36 @@ export class GatewayMetrics {
         new Gauge({
           name: "gatehouse_gateway_ready",
           help: "1 when this node reports ready (config loaded, not draining).",
+          registers,
+        }),
+    );
+    this.degraded = reuse(
+      this.registry,
+      "gatehouse_gateway_degraded",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_degraded",
+          help: "1 while the node serves with a shared part down (database, bus or session store); /readyz says which.",
+          registers,
+        }),
+    );
+    this.sessionStoreUp = reuse(
+      this.registry,
+      "gatehouse_gateway_session_store_up",
+      () =>
+        new Gauge({
+          name: "gatehouse_gateway_session_store_up",
+          help: "1 while the shared session store (Redis) answers; 0: only sessions this node holds are served.",
+          registers,
+        }),
+    );
+    this.sessionsReasserted = reuse(
+      this.registry,
+      "gatehouse_gateway_sessions_reasserted_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_sessions_reasserted_total",
+          help: "Sessions this node wrote back to a Redis that had lost them (restarted empty or flushed).",
           registers,
         }),
     );
