@@ -1,7 +1,7 @@
 // Real MCP upstreams for the gateway's integration tests, built with the v1 SDK server over
 // Streamable HTTP on 127.0.0.1 (stateful: one transport per upstream session).
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -16,6 +16,10 @@ export interface Fixture {
   echoSessions: string[];
   /** Authorization headers the upstream received (the agent's must never appear). */
   authHeaders: string[];
+  /** Every request's headers, in order: lets tests check what the gateway sent upstream. */
+  requestHeaders: IncomingHttpHeaders[];
+  /** Every call of the `slow` tool: how far it got and how it ended. */
+  slowRuns: SlowRun[];
   /** Forgets every upstream session, as a restarted server would. */
   forgetSessions(): void;
   /** Adds a tool and announces notifications/tools/list_changed on every session. */
@@ -23,11 +27,22 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
+export interface SlowRun {
+  steps: number;
+  done: number;
+  /** Ran every step and answered. */
+  finished: boolean;
+  /** The request was cancelled (notifications/cancelled reached the upstream) before it finished. */
+  cancelled: boolean;
+}
+
 export async function startFixture(name: string): Promise<Fixture> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const servers = new Set<McpServer>();
   const sessionsSeen = new Set<string>();
   const authHeaders: string[] = [];
+  const requestHeaders: IncomingHttpHeaders[] = [];
+  const slowRuns: SlowRun[] = [];
   const extraTools: string[] = [];
   const echoSessions: string[] = [];
 
@@ -57,8 +72,14 @@ export async function startFixture(name: string): Promise<Fixture> {
       { description: "Reports progress", inputSchema: { steps: z.number().optional() } },
       async ({ steps }, extra) => {
         const n = steps ?? 3;
+        const run: SlowRun = { steps: n, done: 0, finished: false, cancelled: false };
+        slowRuns.push(run);
         const token = extra._meta?.progressToken;
         for (let i = 1; i <= n; i++) {
+          if (extra.signal.aborted) {
+            run.cancelled = true;
+            return { content: [{ type: "text", text: `cancelled after ${run.done}` }] };
+          }
           if (token !== undefined) {
             await extra.sendNotification({
               method: "notifications/progress",
@@ -66,9 +87,16 @@ export async function startFixture(name: string): Promise<Fixture> {
             });
           }
           await new Promise((r) => setTimeout(r, 20));
+          run.done = i;
         }
+        run.finished = true;
         return { content: [{ type: "text", text: `done ${n}` }] };
       },
+    );
+    server.registerTool(
+      "delete_note",
+      { description: "Not for readers", inputSchema: { id: z.string() } },
+      async ({ id }) => ({ content: [{ type: "text", text: `deleted ${id}` }] }),
     );
     server.registerTool(
       "ask_user",
@@ -112,6 +140,7 @@ export async function startFixture(name: string): Promise<Fixture> {
   };
 
   const http: Server = createServer(async (req, res) => {
+    requestHeaders.push(req.headers);
     if (typeof req.headers.authorization === "string") authHeaders.push(req.headers.authorization);
     const sid = req.headers["mcp-session-id"];
     if (typeof sid === "string") {
@@ -147,6 +176,8 @@ export async function startFixture(name: string): Promise<Fixture> {
     sessionsSeen,
     echoSessions,
     authHeaders,
+    requestHeaders,
+    slowRuns,
     forgetSessions() {
       transports.clear();
     },

@@ -125,6 +125,15 @@ async function rawSession(
   return hdrs;
 }
 
+/** Polls `cond` until true; fails naming `what` after a generous bound (a condition, not a speed). */
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const INIT = JSON.stringify({
   jsonrpc: "2.0",
   id: 1,
@@ -468,11 +477,10 @@ describe("garbage in, JSON-RPC errors out", () => {
 describe("aggregation and policy", () => {
   it("lists every allowed tool of every upstream, prefixed; a down upstream is left out", async () => {
     const { client } = await connect(nodeA, adminKey);
-    const t0 = Date.now();
     const { tools } = await client.listTools();
-    expect(Date.now() - t0).toBeLessThan(5000);
     const names = tools.map((t) => t.name).sort();
     expect(names).toContain("alpha_echo");
+    expect(names).toContain("alpha_delete_note");
     expect(names).toContain("beta_echo");
     expect(names).toContain("alpha_get_secret");
     // hidden by policy
@@ -500,32 +508,39 @@ describe("aggregation and policy", () => {
     expect(deny).toMatchObject({ decision: "deny", ruleId: "no-drop", outcome: "denied", upstream: "alpha" });
   });
 
-  it("a reader sees only what the policy allows", async () => {
+  it("a reader sees only what the policy allows, and is refused the rest", async () => {
     const { client } = await connect(nodeA, readerKey.key);
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toContain("alpha_echo");
-    expect(names).not.toContain("alpha_slow_never");
+    // An admin sees alpha_delete_note (above); no rule lets a reader have it.
+    expect(names).not.toContain("alpha_delete_note");
     expect(names).not.toContain("alpha_drop_table");
+    const err = await client
+      .callTool({ name: "alpha_delete_note", arguments: { id: "n1" } })
+      .catch((e: unknown) => e);
+    expect((err as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY" });
     await client.close();
   });
 
   it("calls to a down upstream fail fast with UPSTREAM_UNAVAILABLE", async () => {
     const { client } = await connect(nodeA, adminKey);
-    const t0 = Date.now();
     const err = await client.callTool({ name: "down_anything", arguments: {} }).catch((e: unknown) => e);
-    expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE" });
-    expect(Date.now() - t0).toBeLessThan(4000);
+    expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE", upstream: "down" });
     await client.close();
   });
 
-  it("an upstream slower than its timeout gets TIMEOUT, and the session goes on", async () => {
+  it("an upstream slower than its timeout gets TIMEOUT, the call is cancelled upstream, and the session goes on", async () => {
     const { client } = await connect(nodeA, adminKey);
-    const t0 = Date.now();
+    const runs = alpha.slowRuns.length;
     const err = await client
-      .callTool({ name: "slowpoke_slow", arguments: { steps: 100 } })
+      .callTool({ name: "slowpoke_slow", arguments: { steps: 500 } })
       .catch((e: unknown) => e);
     expect((err as McpError).data).toMatchObject({ code: "TIMEOUT" });
-    expect(Date.now() - t0).toBeLessThan(1500);
+    // Order, not speed: the agent had its answer before the upstream got through its 500 steps,
+    // and the gateway told the upstream to stop.
+    const run = alpha.slowRuns[runs];
+    expect(run?.finished).toBe(false);
+    await waitUntil("the upstream to see the cancellation", () => run?.cancelled === true);
     const r = await client.callTool({ name: "slowpoke_echo", arguments: { text: "still here" } });
     expect(r.content).toEqual([{ type: "text", text: "alpha:echo:still here" }]);
     await client.close();
@@ -567,8 +582,24 @@ describe("aggregation and policy", () => {
   });
 
   it("sends the upstream's static headers, never the agent's credentials", async () => {
-    expect(alpha.authHeaders.some((h) => h.includes(adminKey) || h.includes("mgw_"))).toBe(false);
-    expect(beta.authHeaders.some((h) => h.includes("mgw_"))).toBe(false);
+    const seenA = alpha.requestHeaders.length;
+    const seenB = beta.requestHeaders.length;
+    const { client } = await connect(nodeA, adminKey);
+    await client.callTool({ name: "alpha_echo", arguments: { text: "h" } });
+    await client.callTool({ name: "beta_echo", arguments: { text: "h" } });
+    await client.close();
+    const toAlpha = alpha.requestHeaders.slice(seenA);
+    const toBeta = beta.requestHeaders.slice(seenB);
+    expect(toAlpha.length).toBeGreaterThan(0);
+    expect(toBeta.length).toBeGreaterThan(0);
+    // alpha is configured with a static header; every request to it carries it, beta's none.
+    for (const hd of toAlpha) expect(hd["x-upstream-token"]).toBe("alpha-static");
+    for (const hd of toBeta) expect(hd["x-upstream-token"]).toBeUndefined();
+    for (const hd of [...toAlpha, ...toBeta]) {
+      expect(JSON.stringify(hd)).not.toContain(adminKey);
+      expect(hd.authorization).toBeUndefined();
+      expect(hd["x-api-key"]).toBeUndefined();
+    }
   });
 });
 
@@ -626,7 +657,7 @@ describe("relay", () => {
   it("a cancellation that lands on another node stops the call", async () => {
     const hdrs = await rawSession(nodeA, adminKey);
     const path = `/t/${acme.slug}/mcp`;
-    const t0 = Date.now();
+    const runs = alpha.slowRuns.length;
     const call = await post(
       nodeA,
       path,
@@ -654,11 +685,15 @@ describe("relay", () => {
       hdrs,
     );
     expect(cancelled.status).toBe(202);
-    for (;;) {
-      const m = await stream.next();
-      if (m.id === 8) break;
-    }
-    expect(Date.now() - t0).toBeLessThan(3000);
+    let last: Record<string, unknown>;
+    do last = await stream.next();
+    while (last.id !== 8);
+    // Not the upstream's "done 200": the call was stopped, and the upstream was told to stop
+    // before it got through its steps (order, not speed).
+    expect(JSON.stringify(last)).not.toContain("done 200");
+    const run = alpha.slowRuns[runs];
+    await waitUntil("the upstream to see the cancellation", () => run?.cancelled === true);
+    expect(run?.finished).toBe(false);
   });
 });
 
@@ -706,13 +741,9 @@ describe("sessions across nodes", () => {
     // the node's catalog connection reconnects too
     beta.addTool("after_restart");
     const { client: fresh } = await connect(nodeB, adminKey);
-    const until = Date.now() + 3000;
-    for (;;) {
-      const names = (await fresh.listTools()).tools.map((t) => t.name);
-      if (names.includes("beta_after_restart")) break;
-      expect(Date.now()).toBeLessThan(until);
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    await waitUntil("beta_after_restart in the catalog", async () =>
+      (await fresh.listTools()).tools.some((t) => t.name === "beta_after_restart"),
+    );
     await fresh.close();
     await client.close();
   });
@@ -733,31 +764,27 @@ describe("sessions across nodes", () => {
 });
 
 describe("hot config", () => {
-  it("a revoked key is refused on every node within 1 s", async () => {
+  // The bus event is the trigger; how fast it spreads is measured in test/bench (propagation).
+  // Here: once a node has applied the version a write produced, the write is in force there.
+  const applied = (n: Node, version: number) =>
+    waitUntil(`version ${version} applied`, () => (n.gateway.tenants.peek(acme.id)?.version ?? 0) >= version);
+
+  it("a revoked key is refused on every node once the node applied the bumped version", async () => {
     const k = await seedKey(db, acme.id, { roles: ["admin"] });
-    await h.bump(acme.id);
+    let v = await h.bump(acme.id);
     for (const n of [nodeA, nodeB]) {
-      const until = Date.now() + 1000;
-      while ((await post(n, `/t/${acme.slug}/mcp`, INIT, headers(k.key))).status !== 200) {
-        expect(Date.now()).toBeLessThan(until);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await applied(n, v);
+      expect((await post(n, `/t/${acme.slug}/mcp`, INIT, headers(k.key))).status).toBe(200);
     }
     await db.prisma.apiKey.delete({ where: { id: k.id } });
-    const t0 = Date.now();
-    await h.bump(acme.id);
+    v = await h.bump(acme.id);
     for (const n of [nodeA, nodeB]) {
-      for (;;) {
-        const s = (await post(n, `/t/${acme.slug}/mcp`, INIT, headers(k.key))).status;
-        if (s === 401) break;
-        expect(Date.now() - t0).toBeLessThan(1000);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await applied(n, v);
+      expect((await post(n, `/t/${acme.slug}/mcp`, INIT, headers(k.key))).status).toBe(401);
     }
-    expect(Date.now() - t0).toBeLessThan(1000);
   });
 
-  it("a policy change is in force on every node within 1 s", async () => {
+  it("a policy change is in force on every node once applied, for sessions already open", async () => {
     const { client } = await connect(nodeB, readerKey.key);
     expect((await client.callTool({ name: "alpha_echo", arguments: { text: "a" } })).content).toBeDefined();
     await db.prisma.policy.create({
@@ -773,22 +800,20 @@ describe("hot config", () => {
         },
       },
     });
-    const t0 = Date.now();
-    await h.bump(acme.id);
-    for (;;) {
-      const err = await client.callTool({ name: "alpha_echo", arguments: { text: "a" } }).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      if (err) {
-        expect((err as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY", ruleId: "no-echo" });
-        break;
-      }
-      expect(Date.now() - t0).toBeLessThan(1000);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const v = await h.bump(acme.id);
+    for (const n of [nodeA, nodeB]) await applied(n, v);
+    const err = await client
+      .callTool({ name: "alpha_echo", arguments: { text: "a" } })
+      .catch((e: unknown) => e);
+    expect((err as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY", ruleId: "no-echo" });
     expect((await client.listTools()).tools.map((t) => t.name)).not.toContain("alpha_echo");
     await client.close();
+    const { client: onA } = await connect(nodeA, readerKey.key);
+    const errA = await onA
+      .callTool({ name: "alpha_echo", arguments: { text: "a" } })
+      .catch((e: unknown) => e);
+    expect((errA as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY", ruleId: "no-echo" });
+    await onA.close();
   });
 });
 
