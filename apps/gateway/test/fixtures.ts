@@ -5,6 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { McpError } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 
 export interface Fixture {
@@ -132,6 +133,10 @@ export async function startFixture(name: string): Promise<Fixture> {
         messages: [{ role: "user", content: { type: "text", text: `Hello ${who} from ${name}` } }],
       }),
     );
+    // Prompt errors reach the client as JSON-RPC errors (tool errors become isError results).
+    server.registerPrompt("broken", { description: "Always fails" }, async () => {
+      throw new McpError(-32050, `${name} has no prompt today`, { reason: "closed" });
+    });
     server.registerResource("info", `${name}://info`, { mimeType: "text/plain" }, async (uri) => ({
       contents: [{ uri: uri.href, text: `info of ${name}` }],
     }));

@@ -200,7 +200,8 @@ beforeAll(async () => {
     data: {
       tenantId: acme.id,
       name: "slowpoke",
-      url: alpha.url,
+      // beta, not alpha: alpha's requests all carry its static header (checked below).
+      url: beta.url,
       transport: "streamable_http",
       toolPrefix: "slowpoke_",
       timeoutMs: 300,
@@ -531,18 +532,18 @@ describe("aggregation and policy", () => {
 
   it("an upstream slower than its timeout gets TIMEOUT, the call is cancelled upstream, and the session goes on", async () => {
     const { client } = await connect(nodeA, adminKey);
-    const runs = alpha.slowRuns.length;
+    const runs = beta.slowRuns.length;
     const err = await client
       .callTool({ name: "slowpoke_slow", arguments: { steps: 500 } })
       .catch((e: unknown) => e);
     expect((err as McpError).data).toMatchObject({ code: "TIMEOUT" });
     // Order, not speed: the agent had its answer before the upstream got through its 500 steps,
     // and the gateway told the upstream to stop.
-    const run = alpha.slowRuns[runs];
+    const run = beta.slowRuns[runs];
     expect(run?.finished).toBe(false);
     await waitUntil("the upstream to see the cancellation", () => run?.cancelled === true);
     const r = await client.callTool({ name: "slowpoke_echo", arguments: { text: "still here" } });
-    expect(r.content).toEqual([{ type: "text", text: "alpha:echo:still here" }]);
+    expect(r.content).toEqual([{ type: "text", text: "beta:echo:still here" }]);
     await client.close();
   });
 

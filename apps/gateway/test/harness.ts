@@ -37,7 +37,12 @@ export interface Harness {
   db: Db;
   prefix: string;
   publisher: RedisBus;
-  startNode(opts?: { rateLimiter?: RateLimiter; allowStdio?: boolean }): Promise<Node>;
+  startNode(opts?: {
+    rateLimiter?: RateLimiter;
+    allowStdio?: boolean;
+    /** Config on top of the test defaults (e.g. `sseResponses: false`). */
+    config?: Partial<GatewayConfig>;
+  }): Promise<Node>;
   /** `startGatewayNode` on a free port with the test defaults, audit flushed every 100 ms. */
   startOpsNode(overrides?: Partial<GatewayConfig>, opts?: { logger?: Logger }): Promise<OpsNode>;
   /** What the API does after a write: bump the version and publish it. */
@@ -107,6 +112,7 @@ export async function createHarness(): Promise<Harness> {
         allowStdio: opts.allowStdio ?? false,
         configRecheckMs: 0,
         maxBodyBytes: 64 * 1024,
+        ...opts.config,
       });
       const gateway = await createGateway({
         config,
