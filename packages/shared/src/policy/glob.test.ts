@@ -57,6 +57,55 @@ describe("compileGlob", () => {
     expect(g.test(`${"b".repeat(10_000)}a`)).toBe(true);
   });
 
+  it("matches `*a*a*a…*b` against a long near-miss at once (no backtracking)", () => {
+    // Compiled to a regular expression this pattern backtracks polynomially and never finishes.
+    const g = compileGlob(`${"*a".repeat(30)}*b`);
+    expect(g.test("a".repeat(50_000))).toBe(false);
+    expect(g.test(`${"a".repeat(50_000)}b`)).toBe(true);
+    const q = compileGlob(`${"*?a".repeat(30)}*b`);
+    expect(q.test("a".repeat(50_000))).toBe(false);
+    expect(q.test(`${"xa".repeat(30)}b`)).toBe(true);
+  });
+
+  it("agrees with the regular-expression reading of a glob on random patterns and strings", () => {
+    // The glob's meaning, spelled as a regular expression: the reference the matcher must agree with.
+    const reference = (pattern: string) => {
+      let source = "";
+      for (const ch of pattern) {
+        if (ch === "*") source += ".*";
+        else if (ch === "?") source += ".";
+        else source += ch.replace(/[.+^${}()|[\]\\/]/g, "\\$&");
+      }
+      return new RegExp(`^${source}$`, "su");
+    };
+    // A small seeded generator (mulberry32): reproducible, and a failure prints its inputs.
+    let seed = 0x5eed;
+    const next = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = (alphabet: string[], max: number) =>
+      Array.from(
+        { length: Math.floor(next() * (max + 1)) },
+        () => alphabet[Math.floor(next() * alphabet.length)],
+      ).join("");
+    const patternAlphabet = ["a", "b", "*", "?", ".", "😀", "\n"];
+    const valueAlphabet = ["a", "b", ".", "😀", "\n"];
+    for (let i = 0; i < 3000; i++) {
+      const pattern = pick(patternAlphabet, 7);
+      const re = reference(pattern);
+      const glob = compileGlob(pattern);
+      for (let j = 0; j < 10; j++) {
+        const value = pick(valueAlphabet, 9);
+        expect(glob.test(value), `${JSON.stringify(pattern)} on ${JSON.stringify(value)}`).toBe(
+          re.test(value),
+        );
+      }
+    }
+  });
+
   it("isGlob tells wildcards from literals", () => {
     expect(isGlob("get_*")).toBe(true);
     expect(isGlob("v?")).toBe(true);

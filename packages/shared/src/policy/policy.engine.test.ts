@@ -406,15 +406,49 @@ describe("matches() and optional arguments", () => {
     ).not.toThrow();
     const issues = validationIssues({
       rules: [
-        { id: "redos", effect: "deny", when: "args.q.matches('(a+)+$')" },
+        { id: "lookahead", effect: "deny", when: "args.q.matches('(?=a)b')" },
         { id: "dynamic", effect: "allow", when: "tool.matches(args.pattern)" },
         { id: "invalid", effect: "allow", when: "tool.matches('(')" },
       ],
     });
     expect(issues.map((i) => i.path)).toEqual(["rules[0].when", "rules[1].when", "rules[2].when"]);
-    expect(issues[0]?.message).toContain("backtrack exponentially");
+    expect(issues[0]?.message).toContain('rule "lookahead"');
+    expect(issues[0]?.message).toContain("RE2 syntax");
     expect(issues[1]?.message).toContain("literal pattern");
     expect(issues[2]?.message).toContain("invalid regular expression");
+  });
+
+  it("matches() runs in linear time: patterns that backtrack on JavaScript's RegExp answer at once", () => {
+    // On JavaScript's engine `(.*a){20}` or `.*a.*a…` against 4096 × "a" does not finish.
+    const p = compilePolicy({
+      defaultEffect: "allow",
+      rules: [
+        { id: "nested", effect: "deny", when: "args.q.matches('^(a+)+$')" },
+        { id: "stars", effect: "deny", when: `args.q.matches('${".*a".repeat(20)}.*b')` },
+      ],
+    });
+    const q = "a".repeat(POLICY_MATCHES_MAX_ARG_LENGTH - 1);
+    expect(p.evaluate({ principal: apiKey(), upstream: "u", tool: "t", args: { q: `${q}!` } })).toMatchObject(
+      {
+        decision: "allow",
+        ruleId: null,
+      },
+    );
+    expect(p.evaluate({ principal: apiKey(), upstream: "u", tool: "t", args: { q } }).ruleId).toBe("nested");
+    expect(p.evaluate({ principal: apiKey(), upstream: "x", tool: "t", args: { q: `${q}b` } }).ruleId).toBe(
+      "stars",
+    );
+    // The same condition where only known variables are read is bound the same way.
+    const claims = compilePolicy({
+      rules: [{ id: "c", effect: "allow", when: `claims.email.matches('^(a|aa)+$') && args.x == 1` }],
+    });
+    expect(
+      claims.isVisible({
+        principal: apiKey({ claims: { email: `${"a".repeat(5000)}!` } }),
+        upstream: "u",
+        tool: "t",
+      }),
+    ).toBe(false);
   });
 
   it("a matches() condition fails on overlong arguments: no allow, and a deny still denies", () => {

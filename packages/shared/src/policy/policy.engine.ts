@@ -4,7 +4,7 @@ import { AppError } from "../errors.js";
 import type { Principal } from "../principal.js";
 import { compileGlob, type Glob } from "./glob.js";
 import { type PolicyDocument, PolicyDocumentSchema, type PolicyRule } from "./policy.schema.js";
-import { unsafeRegexReason } from "./regex-safety.js";
+import { re2Matches, unsafeRegexReason } from "./regex-safety.js";
 
 /** One tool call (or one listed tool) as the policy sees it. `tool` is the unprefixed upstream tool name. */
 export interface PolicyInput {
@@ -58,6 +58,9 @@ export interface CompiledPolicy {
 export const POLICY_CEL_VARIABLES = ["claims", "agent", "roles", "upstream", "tool", "args"] as const;
 type CelVariable = (typeof POLICY_CEL_VARIABLES)[number];
 
+/** The name `matches()` calls are bound to after checking (see `bindMatchesToRe2`). */
+const RE2_MATCHES = "matchesRe2";
+
 // One environment for every policy: variables typed loosely enough for JSON claims and args.
 // The limits bound what a single condition may cost at save time (and therefore per call).
 const celEnv = new Environment({
@@ -71,7 +74,12 @@ const celEnv = new Environment({
   .registerVariable("roles", "list<string>", { description: "The principal's roles" })
   .registerVariable("upstream", "string", { description: "Upstream name" })
   .registerVariable("tool", "string", { description: "Tool name as the upstream knows it (unprefixed)" })
-  .registerVariable("args", "map", { description: "Tool-call arguments ({} when listing)" });
+  .registerVariable("args", "map", { description: "Tool-call arguments ({} when listing)" })
+  // cel-js runs `matches()` on JavaScript's backtracking RegExp and will not let it be replaced, so
+  // every `matches` call is renamed to this linear-time RE2 twin once it has type-checked.
+  .registerFunction(`string.${RE2_MATCHES}(string): bool`, (value: string, pattern: string) =>
+    re2Matches(value, pattern),
+  );
 
 type CelContext = Record<CelVariable, unknown>;
 
@@ -227,13 +235,14 @@ function celErrorText(err: unknown): string {
 }
 
 function compileCondition(source: string): CompiledCondition {
-  const run = celEnv.parse(source);
-  const check = run.check();
+  const checked = celEnv.parse(source);
+  const check = checked.check();
   if (!check.valid) throw check.error ?? new Error("the condition does not type-check");
   if (check.type !== "bool" && check.type !== "dyn") {
     throw celTypeError(`the condition must be a boolean expression, not ${check.type}`);
   }
-  const usesMatches = checkMatchesCalls(run.ast);
+  const usesMatches = checkMatchesCalls(checked.ast);
+  const run = usesMatches ? parseBoundToRe2(source) : checked;
   const usesArgs = references(run.ast, new Set(["args"]));
   const usesArgsOrTool = references(run.ast, new Set(["args", "tool"]));
   return {
@@ -251,12 +260,41 @@ function celTypeError(message: string): Error {
   return Object.assign(new Error(message), { name: "TypeError" });
 }
 
+function isMatchesCall(node: ASTNode): boolean {
+  return (
+    (node.op === "rcall" || node.op === "call") &&
+    (node.args[0] === "matches" || node.args[0] === RE2_MATCHES)
+  );
+}
+
+/**
+ * Parses an already vetted condition again with every `matches` call renamed to its RE2 twin
+ * before type-checking, which binds the calls to the linear-time implementation (cel-js caches the
+ * binding at check time). Conjuncts re-parsed from it keep the new name.
+ */
+function parseBoundToRe2(source: string): ParseResult {
+  const run = celEnv.parse(source);
+  const rename = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const child of node) rename(child);
+      return;
+    }
+    if (!isNode(node)) return;
+    if (isMatchesCall(node)) (node.args as unknown[])[0] = RE2_MATCHES;
+    rename(node.args);
+  };
+  rename(run.ast);
+  const check = run.check();
+  if (!check.valid) throw check.error ?? new Error("the condition does not type-check");
+  return run;
+}
+
 /** Vets every `matches()` pattern (see regex-safety.ts); true when the expression uses `matches()`. */
 function checkMatchesCalls(node: unknown): boolean {
   if (Array.isArray(node)) return node.map(checkMatchesCalls).some(Boolean);
   if (!isNode(node)) return false;
   let found = false;
-  if ((node.op === "rcall" || node.op === "call") && node.args[0] === "matches") {
+  if ((node.op === "rcall" || node.op === "call") && isMatchesCall(node)) {
     found = true;
     const callArgs = node.op === "rcall" ? node.args[2] : node.args[1];
     const pattern = callArgs[callArgs.length - 1];
