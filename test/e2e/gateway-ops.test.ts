@@ -244,50 +244,96 @@ describe("hard limits", () => {
   });
 });
 
+/**
+ * How a call to a node that is shutting down may be refused: 503 SERVICE_UNAVAILABLE while it
+ * drains, or no connection once it has closed its listener. Anything else is a real failure.
+ */
+function isShutdownRefusal(err: unknown): boolean {
+  const message = String((err as Error)?.message ?? err);
+  // The SDK's StreamableHTTPError carries the HTTP status as `code` and the body in the message.
+  const status = (err as { code?: unknown })?.code;
+  if (status === 503 && message.includes('"code":"SERVICE_UNAVAILABLE"')) return true;
+  const cause = (err as { cause?: { code?: string } })?.cause;
+  return (
+    message.includes("fetch failed") &&
+    ["ECONNREFUSED", "ECONNRESET", "UND_ERR_SOCKET"].includes(String(cause?.code))
+  );
+}
+
 describe("graceful shutdown", () => {
-  it("SIGTERM under load: in-flight calls finish, every answered call has its audit row, exit code 0", async () => {
+  it("SIGTERM under load: in-flight calls finish, new ones are refused, every answered call has its audit row, exit code 0", async () => {
     await tenant("drained");
     await stack.admin.putPolicy("drained", ALLOW_ALL);
-    // Two keys, three sessions each (the stack caps a principal at three).
+    // Three keys, three sessions each at most (the stack caps a principal at three).
     const keys = [
       await createKey("drained", { name: "load-1" }),
       await createKey("drained", { name: "load-2" }),
+      await createKey("drained", { name: "long" }),
     ];
     const node = stack.gateways[1]!;
+    const url = stack.mcpUrl("drained", undefined, 1);
     const agents = await Promise.all(
-      Array.from({ length: 6 }, (_, i) =>
-        connectAgent(stack.mcpUrl("drained", undefined, 1), { token: keys[i % 2]!.key }),
-      ),
+      Array.from({ length: 6 }, (_, i) => connectAgent(url, { token: keys[i % 2]!.key })),
     );
+    const long = await Promise.all([0, 1].map(() => connectAgent(url, { token: keys[2]!.key })));
     let answered = 0;
     let refused = 0;
+    const unexpected: unknown[] = [];
     let stop = false;
     const loops = agents.map(async (agent) => {
       for (let n = 0; !stop && n < 500; n++) {
+        let r: unknown;
         try {
-          const r = await agent.client.callTool({ name: "tools_slow", arguments: { ms: 150, steps: 1 } });
-          expect(firstText(r)).toBeTruthy();
-          answered++;
-        } catch {
-          refused++;
+          r = await agent.client.callTool({ name: "tools_slow", arguments: { ms: 150, steps: 1 } });
+        } catch (err) {
+          if (isShutdownRefusal(err)) refused++;
+          else unexpected.push(err);
           return; // the node is draining or gone
         }
+        if (firstText(r) === "slept 150ms") answered++;
+        else unexpected.push(new Error(`unexpected answer ${JSON.stringify(r)}`));
       }
     });
-    await sleep(1500);
+    await waitFor("calls answered under load", () => answered >= 6);
+    // Two long calls, each in flight (its first progress seen) when the signal lands.
+    const started: Array<() => void> = [];
+    const inFlight = long.map(
+      (agent, i) =>
+        new Promise<unknown>((resolve, reject) => {
+          let seen = false;
+          agent.client
+            .callTool({ name: "tools_slow", arguments: { ms: 3000, steps: 6 } }, undefined, {
+              onprogress: () => {
+                if (seen) return;
+                seen = true;
+                started[i]?.();
+              },
+              timeout: 60_000,
+            })
+            .then(resolve, reject);
+        }),
+    );
+    await Promise.all(long.map((_, i) => new Promise<void>((r) => (started[i] = r))));
     const before = answered;
     const exited = node.proc.exited;
     node.proc.child.kill("SIGTERM");
+    const finished = await Promise.allSettled(inFlight);
     const { code } = await exited;
     stop = true;
     await Promise.all(loops);
-    await Promise.all(agents.map((a) => a.close()));
+    await Promise.all([...agents, ...long].map((a) => a.close()));
     expect(code).toBe(0);
+    // The calls in flight at SIGTERM were answered in full, not cut.
+    for (const f of finished) {
+      expect(f.status, String((f as PromiseRejectedResult).reason)).toBe("fulfilled");
+      expect(firstText((f as PromiseFulfilledResult<unknown>).value)).toBe("slept 3000ms");
+    }
+    expect(unexpected.map(String)).toEqual([]);
     expect(before).toBeGreaterThan(0);
     expect(refused).toBeGreaterThan(0);
     // Everything the node answered was audited before it exited (nothing waits in a lost queue).
     const ok = (await audit("drained", "&decision=allow")).filter((r) => r.outcome === "ok");
-    expect(ok.length).toBe(answered);
+    expect(ok.length).toBe(answered + finished.length);
     expect(node.proc.output()).not.toMatch(/giving up on queued events/);
     await stack.startGateway(1);
   });
