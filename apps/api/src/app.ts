@@ -8,6 +8,7 @@ import { FastifyAdapter, type NestFastifyApplication } from "@nestjs/platform-fa
 import { SwaggerModule } from "@nestjs/swagger";
 import type { Logger } from "pino";
 import { appModule } from "./app.module.js";
+import { requireJsonBodies } from "./common/json-body.js";
 import { createLogger, NestPinoLogger } from "./common/logger.js";
 import { buildOpenApiDocument } from "./common/openapi.js";
 import { ProblemFilter } from "./common/problem.filter.js";
@@ -66,6 +67,7 @@ export async function createApiApp(config: ApiConfig, deps: ApiDeps = {}): Promi
     );
     app.useGlobalFilters(new ProblemFilter(logger));
     instrumentHttp(app.getHttpAdapter().getInstance(), metrics);
+    requireJsonBodies(app.getHttpAdapter().getInstance());
     SwaggerModule.setup("docs", app, () => buildOpenApiDocument(app), { jsonDocumentUrl: "docs-json" });
     await app.init();
     return app;

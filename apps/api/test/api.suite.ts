@@ -136,6 +136,28 @@ export function apiSuite(mode: string, start: () => Promise<Harness>): void {
         expect(res.body.error.code).toBe("PARSE_ERROR");
       });
 
+      // Issue 9: curl -d without -H "Content-Type: application/json" sent a form body, and the
+      // answer listed slug and name as missing instead of naming the header.
+      test("a body without Content-Type: application/json: 415 naming the header", async () => {
+        const body = '{"slug":"ct-form","name":"Form"}';
+        for (const contentType of ["application/x-www-form-urlencoded", "text/plain", null]) {
+          const res = await h.request("POST", "/v1/tenants", { rawBody: body, contentType });
+          expect(res.status, String(contentType)).toBe(415);
+          expect(res.body.error.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+          expect(res.body.error.message).toContain("Content-Type: application/json");
+        }
+        const put = await h.request("PUT", "/v1/tenants/ct-form/policy", {
+          rawBody: '{"defaultEffect":"deny","rules":[]}',
+          contentType: "application/x-www-form-urlencoded",
+        });
+        expect(put.status).toBe(415);
+        const ok = await h.request("POST", "/v1/tenants", {
+          rawBody: body,
+          contentType: "application/json; charset=utf-8",
+        });
+        expect(ok.status).toBe(201);
+      });
+
       test("missing body: 400 VALIDATION_FAILED", async () => {
         const res = await h.request("POST", "/v1/tenants");
         expect(res.status).toBe(400);

@@ -30,6 +30,8 @@ export interface RequestOptions {
   body?: unknown;
   /** Sent as is, with content-type application/json. */
   rawBody?: string;
+  /** Content-Type of a body; default application/json, null sends none. */
+  contentType?: string | null;
 }
 
 export interface Harness {
@@ -69,7 +71,8 @@ async function finish(
       let payload: string | undefined;
       if (options.rawBody !== undefined) payload = options.rawBody;
       else if (options.body !== undefined) payload = JSON.stringify(options.body);
-      if (payload !== undefined) headers["content-type"] = "application/json";
+      if (payload !== undefined && options.contentType !== null)
+        headers["content-type"] = options.contentType ?? "application/json";
       const res = await fastify.inject({ method: method as "GET", url, headers, payload });
       const text = res.body;
       let body: unknown = text;

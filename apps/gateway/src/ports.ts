@@ -16,10 +16,11 @@ export interface ToolCallEvent {
   tenantId: string;
   principal: Principal;
   agent: string | null;
-  /** Null when the name resolved to no upstream. */
+  /** The upstream the call went to or was meant for; null when the name resolved to no upstream. */
   upstream: string | null;
   tool: string;
-  decision: "allow" | "deny";
+  /** The policy's verdict; null when it was never asked (the name resolved to no tool). */
+  decision: "allow" | "deny" | null;
   ruleId: string | null;
   /** ok | error (the tool answered isError) | denied | rate_limited | upstream_unavailable | upstream_error | timeout | cancelled | not_found */
   outcome: string;

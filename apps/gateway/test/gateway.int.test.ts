@@ -1,6 +1,7 @@
 // The gateway end to end in one process: real Postgres (fresh database), real Redis (own key
 // prefix), real MCP upstreams over HTTP, the SDK client as the agent, two gateway nodes.
 
+import { createServer } from "node:net";
 import type { Db } from "@gatehouse/db";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -141,7 +142,18 @@ const INIT = JSON.stringify({
   params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
 });
 
+/** A port nothing listens on (not port 1: fetch refuses that one outright as a "bad port"). */
+let downPort: number;
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 beforeAll(async () => {
+  downPort = await closedPort();
   h = await createHarness();
   db = h.db;
   alpha = await startFixture("alpha");
@@ -181,7 +193,7 @@ beforeAll(async () => {
     data: {
       tenantId: acme.id,
       name: "down",
-      url: "http://127.0.0.1:1/mcp",
+      url: `http://127.0.0.1:${downPort}/mcp`,
       transport: "streamable_http",
       toolPrefix: "down_",
     },
@@ -528,6 +540,35 @@ describe("aggregation and policy", () => {
     const err = await client.callTool({ name: "down_anything", arguments: {} }).catch((e: unknown) => e);
     expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE", upstream: "down" });
     await client.close();
+  });
+
+  // Issue 9: the error said "Upstream down is unavailable; try again later" without the cause,
+  // and the audit recorded the allowed call as decision deny with no upstream.
+  it("a down upstream's error names the cause; the audit keeps the policy's allow apart from the outcome", async () => {
+    const { client } = await connect(nodeA, adminKey);
+    const err = await client.callTool({ name: "down_get_thing", arguments: {} }).catch((e: unknown) => e);
+    expect((err as McpError).data).toMatchObject({ code: "UPSTREAM_UNAVAILABLE", upstream: "down" });
+    expect((err as McpError).message).toContain(`connection refused at 127.0.0.1:${downPort}`);
+    await client.close();
+    expect(nodeA.audit.find((e) => e.tool === "get_thing")).toMatchObject({
+      upstream: "down",
+      decision: "allow",
+      ruleId: "admins-all",
+      outcome: "upstream_unavailable",
+    });
+
+    // A caller the policy denies is denied, whether or not the upstream is up.
+    const reader = await connect(nodeA, readerKey.key);
+    const denied = await reader.client
+      .callTool({ name: "down_drop_table", arguments: {} })
+      .catch((e: unknown) => e);
+    expect((denied as McpError).data).toMatchObject({ code: "DENIED_BY_POLICY", ruleId: "no-drop" });
+    await reader.client.close();
+    expect(nodeA.audit.find((e) => e.upstream === "down" && e.tool === "drop_table")).toMatchObject({
+      decision: "deny",
+      ruleId: "no-drop",
+      outcome: "denied",
+    });
   });
 
   it("an upstream slower than its timeout gets TIMEOUT, the call is cancelled upstream, and the session goes on", async () => {

@@ -38,6 +38,8 @@ export const ErrorCode = {
   METHOD_NOT_FOUND: "METHOD_NOT_FOUND",
   /** The request body is over the size limit. */
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  /** A request body that is not sent as `Content-Type: application/json`. */
+  UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
   /** The MCP session is unknown, expired, or belongs to another principal. */
   SESSION_NOT_FOUND: "SESSION_NOT_FOUND",
   /** A dependency (database, Redis) is down; retry later. */
@@ -81,6 +83,7 @@ const specs: Record<ErrorCode, ErrorSpec> = {
   PARSE_ERROR: { http: 400, jsonRpc: JsonRpcCode.PARSE_ERROR },
   METHOD_NOT_FOUND: { http: 404, jsonRpc: JsonRpcCode.METHOD_NOT_FOUND },
   PAYLOAD_TOO_LARGE: { http: 413, jsonRpc: JsonRpcCode.INVALID_REQUEST },
+  UNSUPPORTED_MEDIA_TYPE: { http: 415, jsonRpc: JsonRpcCode.INVALID_REQUEST },
   SESSION_NOT_FOUND: { http: 404, jsonRpc: -32001 },
   SERVICE_UNAVAILABLE: { http: 503, jsonRpc: JsonRpcCode.SERVER_ERROR },
   INTERNAL: { http: 500, jsonRpc: JsonRpcCode.INTERNAL_ERROR },

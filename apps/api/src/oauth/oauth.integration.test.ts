@@ -4,6 +4,7 @@
 // worker instances (`createWorker`, each with its own connections, as separate processes would
 // have), and a gateway's view of tokens (`UpstreamTokens` on its own bus connection).
 import { randomBytes } from "node:crypto";
+import { createServer as createNetServer } from "node:net";
 import { createDb, type Db, type PrismaClient, type Upstream } from "@gatehouse/db";
 import { createTestDatabase, createUpstreamRow } from "@gatehouse/db/testing";
 import { BusChannel, type CredentialEvent } from "@gatehouse/shared";
@@ -210,6 +211,14 @@ async function startWorld(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function closedPort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 async function until<T>(
   fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
@@ -689,6 +698,29 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
       "health of no-token",
     );
     expect(probed).toMatch(/^auth_required/);
+
+    // Issue 9: an upstream nobody listens on said "Version negotiation probe failed: fetch failed".
+    const port = await closedPort();
+    const gone = await w.upstream({ name: "gone", authMode: "none", url: `http://127.0.0.1:${port}/mcp` });
+    const goneHealth = await until(
+      async () => (await w.prisma.upstream.findUniqueOrThrow({ where: { id: gone.id } })).health,
+      15_000,
+      "health of gone",
+    );
+    expect(goneHealth).toBe(
+      `unreachable: Cannot reach http://127.0.0.1:${port}: connection refused at 127.0.0.1:${port} (is the server running?)`,
+    );
+    const goneJobs = await until(
+      async () => {
+        const r = await w.request("GET", `/v1/tenants/${w.tenant.slug}/upstreams/gone/jobs`);
+        return r.body.jobs.find(
+          (j: { type: string; error: string | null }) => j.type === "upstream-discovery" && j.error,
+        );
+      },
+      15_000,
+      "the failed discovery job",
+    );
+    expect(goneJobs.error).toContain(`connection refused at 127.0.0.1:${port}`);
   }, 40_000);
 });
 

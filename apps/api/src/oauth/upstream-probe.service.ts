@@ -1,6 +1,6 @@
 import type { Prisma, PrismaClient, Upstream } from "@gatehouse/db";
 import { isOAuthAuthMode } from "@gatehouse/shared";
-import { type Sealer, staticUpstreamHeaders } from "@gatehouse/shared/node";
+import { networkCauseOf, type Sealer, staticUpstreamHeaders } from "@gatehouse/shared/node";
 import {
   Client,
   SSEClientTransport,
@@ -136,6 +136,11 @@ export class UpstreamProbeService {
         `connect to ${url.origin}`,
       );
       return await use(client);
+    } catch (err) {
+      // "fetch failed" says nothing; the socket's error at the bottom of the chain does.
+      const cause = networkCauseOf(err, url.href);
+      if (cause) throw new UpstreamUnreachableError(`Cannot reach ${url.origin}: ${cause}`, { cause: err });
+      throw err;
     } finally {
       await client.close().catch(() => {});
     }
@@ -172,8 +177,14 @@ export class UpstreamProbeService {
   }
 }
 
+/** The upstream could not be reached at all; the message names the network cause. */
+class UpstreamUnreachableError extends Error {
+  override name = "UpstreamUnreachableError";
+}
+
 function describeProbeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof UpstreamUnreachableError) return `unreachable: ${message}`;
   if (/\b401\b|unauthori[sz]ed/i.test(message)) return `auth_required: ${message}`;
   if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|fetch failed|timed out|aborted/i.test(message)) {
     return `unreachable: ${message}`;

@@ -9,6 +9,7 @@ import {
 } from "@gatehouse/shared";
 import type { Logger } from "pino";
 import type { TenantState } from "../tenancy/tenant-state.js";
+import { toAppError } from "../upstream/upstream-client.js";
 import type { Catalog, UpstreamManager } from "../upstream/upstream-manager.js";
 import { invalidParams } from "./protocol.js";
 
@@ -22,6 +23,21 @@ export interface View {
   principal: Principal;
   /** `/t/{tenant}/mcp/{upstream}`: that upstream alone, unprefixed; null: the aggregate endpoint. */
   single: UpstreamSnapshot | null;
+}
+
+/**
+ * The name points at `upstream` (by its prefix), whose catalog could not be fetched to confirm
+ * it: the caller gets the upstream's error, and the audit still knows which upstream was tried.
+ */
+export class CatalogUnavailableError extends AppError {
+  constructor(
+    readonly upstream: UpstreamSnapshot,
+    readonly unprefixed: string,
+    cause: AppError,
+  ) {
+    super(cause.code, cause.message, cause.details);
+    this.cause = cause;
+  }
 }
 
 export const PAGE_SIZE = 100;
@@ -137,7 +153,7 @@ export async function resolveName(
   const matching = view.tenant.upstreams
     .filter((u) => u.enabled && exposed.startsWith(u.toolPrefix) && exposed.length > u.toolPrefix.length)
     .sort((a, b) => b.toolPrefix.length - a.toolPrefix.length);
-  let firstError: unknown = null;
+  let firstError: CatalogUnavailableError | null = null;
   let denied: { denied: UpstreamSnapshot; name: string } | null = null;
   // Second pass: catalogs older than a few seconds are refetched once, for names added upstream
   // without a list_changed.
@@ -155,7 +171,11 @@ export async function resolveName(
             ? await upstreams.catalog(u, view)
             : await upstreams.refreshIfOlder(u, CATALOG_RECHECK_MS, view);
       } catch (err) {
-        firstError ??= err;
+        firstError ??= new CatalogUnavailableError(
+          u,
+          name,
+          err instanceof AppError ? err : toAppError(err, u, "connect"),
+        );
         continue;
       }
       if ((kind === "tools" ? catalog.toolNames : catalog.promptNames).has(name))

@@ -10,6 +10,7 @@ import type { AuditSink, RateLimiter } from "../ports.js";
 import { type LinkRequestOptions, toAppError, type UpstreamLink } from "../upstream/upstream-client.js";
 import type { UpstreamManager } from "../upstream/upstream-manager.js";
 import {
+  CatalogUnavailableError,
   type ListKind,
   listSignature,
   mergedList,
@@ -254,13 +255,28 @@ export class Dispatcher {
     };
     let upstreamName: string | null = ctx.view.single?.name ?? null;
     let tool = exposed;
-    let decision: "allow" | "deny" = "deny";
+    // The policy's verdict, and only that: null while the policy has not been asked (a name
+    // that resolves to nothing). What happened to the call is `outcome`.
+    let decision: "allow" | "deny" | null = null;
     let ruleId: string | null = null;
     let upstreamLatencyMs: number | null = null;
     let outcome = "ok";
     let failure: unknown;
     try {
-      const resolved = await resolveName(ctx.view, this.deps.upstreams, "tools", exposed);
+      const resolved = await resolveName(ctx.view, this.deps.upstreams, "tools", exposed).catch(
+        (err: unknown) => {
+          if (!(err instanceof CatalogUnavailableError)) throw err;
+          // The upstream the name points at is down: the policy still decides first (a denied
+          // caller learns nothing about it), and the audit names the upstream that was tried.
+          upstreamName = err.upstream.name;
+          tool = err.unprefixed;
+          const verdict = tenant.policy.evaluate({ principal, upstream: upstreamName, tool, args });
+          decision = verdict.decision;
+          ruleId = verdict.ruleId;
+          if (verdict.decision === "deny") return { denied: err.upstream, name: err.unprefixed };
+          throw err;
+        },
+      );
       if (!resolved) {
         outcome = "not_found";
         throw new AppError(

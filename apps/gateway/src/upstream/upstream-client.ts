@@ -1,5 +1,5 @@
 import { AppError, ErrorCode, isOAuthAuthMode, type UpstreamSnapshot } from "@gatehouse/shared";
-import { hasSealedHeaders, type Sealer, staticUpstreamHeaders } from "@gatehouse/shared/node";
+import { hasSealedHeaders, networkCauseOf, type Sealer, staticUpstreamHeaders } from "@gatehouse/shared/node";
 import {
   Client,
   type ClientCapabilities,
@@ -384,9 +384,11 @@ export function toAppError(err: unknown, u: UpstreamSnapshot, phase: "connect" |
   }
   const status =
     err instanceof SdkHttpError || err instanceof UpstreamHttpError ? ` (HTTP ${err.status})` : "";
+  // The socket's own error (refused, DNS, TLS, …) is the fact a tenant admin can act on.
+  const cause = status ? undefined : networkCauseOf(err, u.url ?? undefined);
   return new AppError(
     ErrorCode.UPSTREAM_UNAVAILABLE,
-    `Upstream ${u.name} is unavailable${status}; try again later.`,
-    { upstream: u.name },
+    `Upstream ${u.name} is unavailable${status}${cause ? `: ${cause}` : ""}; try again later.`,
+    { upstream: u.name, ...(cause ? { cause } : {}) },
   );
 }

@@ -12,6 +12,7 @@ export {
   VISIBLE_PREFIX_LENGTH,
   verifyToken,
 } from "./keys.js";
+export { networkCauseOf } from "./network-error.js";
 export { type BusLogger, RedisBus, type RedisBusOptions } from "./redis-bus.js";
 export { createSealer, generateSecretsKey, parseSecretsKey, type Sealer, SealingError } from "./sealing.js";
 export {
