@@ -1,6 +1,6 @@
 // Tenant isolation matrix (issue 8): every credential of tenant A (its owner, admin and viewer
-// admin tokens, an API key, a JWT from a real oidc-provider that tenant B trusts too) and no
-// credential at all, against every REST route and every gateway path of tenant B, by slug and by
+// admin tokens, an owner's console session, an API key, a JWT from a real oidc-provider that
+// tenant B trusts too) and no credential at all, against every REST route and every gateway path of tenant B, by slug and by
 // id. Nothing of B is read, written or listed, and no answer tells whether an object of B exists:
 // the answer for B's object is byte for byte the one for an object that does not exist.
 //
@@ -10,7 +10,8 @@
 // requests and must be served, so a refusal below is the access check, not a malformed request.
 import { randomBytes, randomUUID } from "node:crypto";
 import { createDb, type Db } from "@gatehouse/db";
-import { ErrorCode } from "@gatehouse/shared";
+import { CSRF_HEADER, ErrorCode, SESSION_COOKIE } from "@gatehouse/shared";
+import { hashToken } from "@gatehouse/shared/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CC_CLIENT, RESOURCE_SCOPE, startAuthServer } from "../fixtures/oauth/auth-server.mjs";
 import { ALLOW_ALL } from "../support/admin-client.js";
@@ -42,6 +43,7 @@ interface Provisioned {
   idpId: string;
   oauthClientId: string;
   credentialId: string;
+  memberId: string;
   tokens: Record<Role, { id: string; token: string }>;
 }
 
@@ -55,6 +57,7 @@ interface Objects {
   oauthClientId: string;
   credentialId: string;
   tokenId: string;
+  memberId: string;
 }
 
 let stack: Stack;
@@ -79,6 +82,7 @@ const ghost: Objects = {
   oauthClientId: randomUUID(),
   credentialId: randomUUID(),
   tokenId: randomUUID(),
+  memberId: randomUUID(),
 };
 let seq = 0;
 const uniq = (base: string) => `${base}-${run}-${++seq}`;
@@ -92,13 +96,14 @@ const objectsOf = (t: Provisioned): Objects => ({
   oauthClientId: t.oauthClientId,
   credentialId: t.credentialId,
   tokenId: t.tokens.viewer.id,
+  memberId: t.memberId,
 });
 
 // ---------------------------------------------------------------------------------------------
 // Route classification. Everything under /v1/tenants/:tenant is tenant-scoped by construction;
 // any other route must be listed here, or the first test fails naming it.
 // ---------------------------------------------------------------------------------------------
-type RouteClass = "public" | "platform" | "tenant";
+type RouteClass = "public" | "platform" | "self" | "tenant";
 const TENANT_PREFIX = "/v1/tenants/:tenant";
 const CLASSIFIED: Record<string, Exclude<RouteClass, "tenant">> = {
   "GET /healthz": "public",
@@ -108,6 +113,15 @@ const CLASSIFIED: Record<string, Exclude<RouteClass, "tenant">> = {
   "GET /v1/oauth/connect": "public",
   "GET /v1/oauth/callback": "public",
   "GET /v1/oauth/client-metadata.json": "public",
+  // Console sign-in: the admin token, or the OIDC state cookie, in the request authorizes.
+  "GET /v1/auth/providers": "public",
+  "POST /v1/auth/bootstrap": "public",
+  "POST /v1/auth/oidc/start": "public",
+  "POST /v1/auth/oidc/callback": "public",
+  // About the caller itself.
+  "GET /v1/auth/me": "self",
+  "POST /v1/auth/sign-out": "self",
+  "POST /v1/auth/sign-out-everywhere": "self",
   "POST /v1/tenants": "platform",
   "GET /v1/tenants": "platform",
   "GET /v1/gateways": "platform",
@@ -142,6 +156,8 @@ function objectParam(path: string, param: string, o: Objects): string | undefine
       return o.oauthClientId;
     case "credentials/:credentialId":
       return o.credentialId;
+    case "members/:id":
+      return o.memberId;
     default:
       return undefined;
   }
@@ -172,6 +188,8 @@ const BODIES: Record<string, (o: Objects) => unknown> = {
     clientSecret: CC_CLIENT.secret,
   }),
   "PATCH /v1/tenants/:tenant/oauth-clients/:id": () => ({ scopes: [RESOURCE_SCOPE, "extra"] }),
+  "POST /v1/tenants/:tenant/members": () => ({ email: `${uniq("person")}@example.com`, role: "admin" }),
+  "PATCH /v1/tenants/:tenant/members/:id": () => ({ role: "admin" }),
 };
 
 /** A concrete request for `route`: `:tenant` = tenantRef, object parameters from `objects` (the last from `last`). */
@@ -196,9 +214,15 @@ interface Answer {
   headers: Headers;
 }
 
-async function api(method: string, path: string, auth: string | undefined, body?: unknown): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (auth) headers.authorization = `Bearer ${auth}`;
+type Headers_ = Record<string, string>;
+
+async function api(
+  method: string,
+  path: string,
+  auth: Headers_ | undefined,
+  body?: unknown,
+): Promise<Answer> {
+  const headers: Record<string, string> = { ...auth };
   const sendsBody = method !== "GET" && method !== "DELETE" && method !== "HEAD";
   if (sendsBody) headers["content-type"] = "application/json";
   const res = await fetch(`${stack.api.url}${path}`, {
@@ -256,18 +280,51 @@ function errorCode(a: Answer): string | undefined {
 /** A's credentials (the platform token is the control, checked apart). */
 interface Cred {
   kind: string;
-  token: string | undefined;
-  /** The refusal every REST route of B gives it. */
+  headers: Headers_ | undefined;
+  /** The refusal every REST route of B gives it: 404 for A's admins (B does not exist for them), else 401. */
   restStatus: number;
+  /** A console session (cookie): lists its own tenants on GET /v1/tenants, and is not signed out here. */
+  session?: boolean;
 }
+
+const bearer = (token: string): Headers_ => ({ authorization: `Bearer ${token}` });
+let consoleA: Headers_ = {};
 
 function credentials(): Cred[] {
   return [
-    ...ROLES.map((role) => ({ kind: `A ${role} token`, token: A.tokens[role].token, restStatus: 404 })),
-    { kind: "A API key", token: A.key, restStatus: 401 },
-    { kind: "A JWT", token: jwtA, restStatus: 401 },
-    { kind: "no credential", token: undefined, restStatus: 401 },
+    ...ROLES.map((role) => ({
+      kind: `A ${role} token`,
+      headers: bearer(A.tokens[role].token),
+      restStatus: 404,
+    })),
+    { kind: "A owner's console session", headers: consoleA, restStatus: 404, session: true },
+    { kind: "A API key", headers: bearer(A.key), restStatus: 401 },
+    { kind: "A JWT", headers: bearer(jwtA), restStatus: 401 },
+    { kind: "no credential", headers: undefined, restStatus: 401 },
   ];
+}
+
+/**
+ * A person who is an owner of `t`, signed in to the console. The user, membership and session rows
+ * are written as sign-in writes them (sign-in itself is tested in apps/api); the API then
+ * authenticates the cookie and hands out the CSRF token as for any session.
+ */
+async function consoleOwnerOf(t: Provisioned): Promise<Headers_> {
+  const user = await db.prisma.user.create({
+    data: { issuer: as.issuer, subject: `owner-${run}`, email: `owner-${run}@a.example`, name: "A owner" },
+  });
+  await db.prisma.member.create({
+    data: { tenantId: t.id, email: user.email!, role: "owner", userId: user.id, joinedAt: new Date() },
+  });
+  const token = `mgs_${randomBytes(32).toString("base64url")}`;
+  await db.prisma.consoleSession.create({
+    data: { userId: user.id, hash: hashToken(token), expiresAt: new Date(Date.now() + 3_600_000) },
+  });
+  const cookie = { cookie: `${SESSION_COOKIE}=${token}` };
+  const me = await api("GET", "/v1/auth/me", cookie);
+  const csrf = (JSON.parse(me.text) as { session?: { csrfToken?: string } }).session?.csrfToken;
+  if (me.status !== 200 || !csrf) throw new Error(`console session not accepted: ${me.status} ${me.text}`);
+  return { ...cookie, [CSRF_HEADER]: csrf };
 }
 
 async function snapshotOf(t: Provisioned): Promise<string> {
@@ -337,6 +394,10 @@ async function provision(prefix: string): Promise<Provisioned> {
     tokens[role] = { id: String(t.id), token: String(t.token) };
   }
   const refresh = await admin.ok<Json>("POST", `${base}/upstreams/${ccUpstream}/credentials/refresh`, {});
+  const member = await admin.ok<Json>("POST", `${base}/members`, {
+    email: `${slug}-member@example.com`,
+    role: "viewer",
+  });
   return {
     slug,
     id: tenant.id,
@@ -350,6 +411,7 @@ async function provision(prefix: string): Promise<Provisioned> {
     idpId: String(idp.id),
     oauthClientId: String(client.id),
     credentialId: String(refresh.credentialId),
+    memberId: String(member.id),
     tokens,
   };
 }
@@ -379,6 +441,7 @@ beforeAll(async () => {
   [A, B, C] = await Promise.all([provision("ta"), provision("tb"), provision("tc")]);
   // A JWT of A: the issuer both A and B trust, audience A's gateway URL.
   jwtA = await clientCredentialsToken(A.gatewayUrl);
+  consoleA = await consoleOwnerOf(A);
   bSession = (await rawInitialize(stack.mcpUrl(B.slug), { token: B.key })).sessionId;
   bSnapshot = await snapshotOf(B);
 }, 180_000);
@@ -398,8 +461,9 @@ describe("REST API: generated from the route table", () => {
 
   it("A's credentials are valid where they belong (so every refusal below is about B)", async () => {
     for (const role of ROLES) {
-      expect((await api("GET", `/v1/tenants/${A.slug}`, A.tokens[role].token)).status).toBe(200);
+      expect((await api("GET", `/v1/tenants/${A.slug}`, bearer(A.tokens[role].token))).status).toBe(200);
     }
+    expect((await api("GET", `/v1/tenants/${A.slug}`, consoleA)).status).toBe(200);
     for (const token of [A.key, jwtA]) {
       const res = await rawMcp(
         stack.mcpUrl(A.slug),
@@ -436,7 +500,7 @@ describe("REST API: generated from the route table", () => {
       ];
       const answers: Array<[string, Answer]> = [];
       for (const [label, path] of variants) {
-        answers.push([label, await api(route.method, path, cred.token, body?.(objectsOf(B)))]);
+        answers.push([label, await api(route.method, path, cred.headers, body?.(objectsOf(B)))]);
       }
       const [firstLabel, first] = answers[0]!;
       if (first.status !== cred.restStatus) {
@@ -472,7 +536,7 @@ describe("REST API: generated from the route table", () => {
       ];
       const answers: Array<[string, Answer]> = [];
       for (const [label, path] of variants) {
-        answers.push([label, await api(route.method, path, cred.token, body?.(objectsOf(A)))]);
+        answers.push([label, await api(route.method, path, cred.headers, body?.(objectsOf(A)))]);
       }
       const [firstLabel, first] = answers[0]!;
       if (first.status < 400) {
@@ -504,12 +568,13 @@ describe("REST API: generated from the route table", () => {
     const reads = routes.filter((r) => classify(r) === "tenant" && r.method === "GET");
     const failures: string[] = [];
     for (const route of reads) {
-      for (const role of ROLES) {
+      for (const cred of credentials().filter((c) => c.restStatus === 404)) {
         for (const ref of [A.slug, A.id]) {
-          const a = await api("GET", fill(route, ref, objectsOf(A)), A.tokens[role].token);
-          if (a.status !== 200) failures.push(`${key(route)} A ${role}: ${a.status} ${a.text.slice(0, 200)}`);
+          const a = await api("GET", fill(route, ref, objectsOf(A)), cred.headers);
+          if (a.status !== 200)
+            failures.push(`${key(route)} ${cred.kind}: ${a.status} ${a.text.slice(0, 200)}`);
           const leaked = leaks(a.text, B);
-          if (leaked.length > 0) failures.push(`${key(route)} A ${role} shows B's ${leaked.join(", ")}`);
+          if (leaked.length > 0) failures.push(`${key(route)} ${cred.kind} shows B's ${leaked.join(", ")}`);
         }
       }
     }
@@ -522,8 +587,10 @@ describe("REST API: generated from the route table", () => {
     const failures: string[] = [];
     for (const route of platformRoutes) {
       for (const cred of credentials()) {
-        const a = await api(route.method, route.path, cred.token, BODIES[key(route)]?.(objectsOf(B)));
-        const want = cred.restStatus === 404 ? 403 : 401;
+        const a = await api(route.method, route.path, cred.headers, BODIES[key(route)]?.(objectsOf(B)));
+        // A console member lists the tenants it belongs to (only A); A's tokens need platform power.
+        const listsOwn = cred.session && key(route) === "GET /v1/tenants";
+        const want = listsOwn ? 200 : cred.restStatus === 404 ? 403 : 401;
         if (a.status !== want)
           failures.push(`${key(route)} ${cred.kind}: ${a.status} ${a.text.slice(0, 200)}`);
         const leaked = leaks(a.text, B);
@@ -533,7 +600,7 @@ describe("REST API: generated from the route table", () => {
       const control = await api(
         route.method,
         route.path,
-        stack.adminToken,
+        bearer(stack.adminToken),
         BODIES[key(route)]?.(objectsOf(B)),
       );
       if (control.status >= 300) failures.push(`${key(route)} platform control: ${control.status}`);
@@ -550,10 +617,29 @@ describe("REST API: generated from the route table", () => {
       const path = route.path.replace(/:([A-Za-z0-9_]+)/g, "x");
       const none = await api(route.method, path, undefined);
       if (none.status >= 500) failures.push(`${key(route)} no credential: ${none.status}`);
-      for (const cred of [...credentials(), { kind: "platform", token: stack.adminToken, restStatus: 0 }]) {
-        const a = await api(route.method, path, cred.token);
+      for (const cred of [
+        ...credentials(),
+        { kind: "platform", headers: bearer(stack.adminToken), restStatus: 0 },
+      ]) {
+        const a = await api(route.method, path, cred.headers);
         if (a.status !== none.status)
           failures.push(`${key(route)} ${cred.kind}: ${a.status}, without credentials ${none.status}`);
+        const leaked = leaks(a.text, B);
+        if (leaked.length > 0) failures.push(`${key(route)} ${cred.kind} shows B's ${leaked.join(", ")}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it("routes about the caller itself show nothing of B", async () => {
+    const selfRoutes = routes.filter((r) => classify(r) === "self");
+    const failures: string[] = [];
+    for (const route of selfRoutes) {
+      // Signing out would end the session the rest of this file uses.
+      for (const cred of credentials().filter((c) => !(c.session && route.method !== "GET"))) {
+        const a = await api(route.method, route.path, cred.headers, BODIES[key(route)]?.(objectsOf(A)));
+        if (a.status >= 500 || (cred.restStatus === 401 && a.status !== 401))
+          failures.push(`${key(route)} ${cred.kind}: ${a.status} ${a.text.slice(0, 200)}`);
         const leaked = leaks(a.text, B);
         if (leaked.length > 0) failures.push(`${key(route)} ${cred.kind} shows B's ${leaked.join(", ")}`);
       }
@@ -574,7 +660,7 @@ describe("REST API: generated from the route table", () => {
       const a = await api(
         route.method,
         fill(route, C.slug, objectsOf(C)),
-        stack.adminToken,
+        bearer(stack.adminToken),
         BODIES[key(route)]?.(objectsOf(C)),
       );
       // 409 (e.g. an OAuth client still in use) also shows the request reached C's object.
@@ -671,13 +757,13 @@ async function gatewayRequest(
   probe: GatewayProbe,
   tenantRef: string,
   o: { upstream: string; session: string },
-  token: string | undefined,
+  auth: Headers_ | undefined,
 ): Promise<Answer> {
   const url = `${stack.gateways[0]!.url}/t/${encodeURIComponent(tenantRef)}/mcp${probe.single ? `/${encodeURIComponent(o.upstream)}` : ""}`;
   const body = probe.body?.(o) as { method?: string; params?: { name?: string } } | undefined;
   const headers: Record<string, string> = {
     accept: "application/json, text/event-stream",
-    ...(token ? { authorization: `Bearer ${token}` } : {}),
+    ...auth,
     ...(probe.session ? { "mcp-session-id": o.session, "mcp-protocol-version": "2025-11-25" } : {}),
     ...(probe.modern
       ? {
@@ -711,7 +797,10 @@ async function gatewayRequest(
 describe("gateway", () => {
   it("B's paths: every credential of A is unauthenticated, whether B's session and upstream exist or not", async () => {
     const failures: string[] = [];
-    const creds = [...credentials(), { kind: "platform token", token: stack.adminToken, restStatus: 401 }];
+    const creds = [
+      ...credentials(),
+      { kind: "platform token", headers: bearer(stack.adminToken), restStatus: 401 },
+    ];
     const bObjects = { upstream: B.upstream, session: bSession };
     const none = { upstream: ghost.upstream, session: randomUUID() };
     for (const probe of GATEWAY_PROBES) {
@@ -720,11 +809,11 @@ describe("gateway", () => {
         for (const ref of [B.slug, B.id]) {
           answers.push([
             `${ref === B.id ? "id" : "slug"}, B's objects`,
-            await gatewayRequest(probe, ref, bObjects, cred.token),
+            await gatewayRequest(probe, ref, bObjects, cred.headers),
           ]);
           answers.push([
             `${ref === B.id ? "id" : "slug"}, no such objects`,
-            await gatewayRequest(probe, ref, none, cred.token),
+            await gatewayRequest(probe, ref, none, cred.headers),
           ]);
         }
         for (const [label, a] of answers) {
@@ -751,12 +840,17 @@ describe("gateway", () => {
         ["A API key", A.key],
         ["A JWT", jwtA],
       ] as const) {
-        const withB = await gatewayRequest(probe, A.slug, { upstream: B.upstream, session: bSession }, token);
+        const withB = await gatewayRequest(
+          probe,
+          A.slug,
+          { upstream: B.upstream, session: bSession },
+          bearer(token),
+        );
         const withNone = await gatewayRequest(
           probe,
           A.slug,
           { upstream: ghost.upstream, session: randomUUID() },
-          token,
+          bearer(token),
         );
         if (withB.status < 400)
           failures.push(`${probe.name} ${kind} with B's objects: served ${withB.status}`);
