@@ -241,7 +241,7 @@ function isLoopback(host: string): boolean {
 async function main(): Promise<void> {
   const embedded = await startEmbedded(process.env);
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (signal: NodeJS.Signals | "uncaughtException", code = 0) => {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`\n${signal}: stopping Gatehouse…\n`);
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
         process.stdout.write(
           `Gatehouse stopped cleanly. Data is kept in ${embedded.dataLocation}; \`npm start\` continues from it.\n`,
         );
-        process.exit(0);
+        process.exit(code);
       },
       (err: unknown) => {
         process.stderr.write(`Gatehouse stopped with an error: ${(err as Error)?.message ?? String(err)}\n`);
@@ -260,6 +260,15 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // Last resort: an error nothing caught is logged, the process drains and exits 1 (its state is
+  // unknown); a stray rejection is logged and the process goes on.
+  process.on("uncaughtException", (err) => {
+    process.stderr.write(`uncaught exception, shutting down: ${err?.stack ?? String(err)}\n`);
+    stop("uncaughtException", 1);
+  });
+  process.on("unhandledRejection", (err) => {
+    process.stderr.write(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`);
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

@@ -21,14 +21,20 @@ async function main(): Promise<void> {
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const node = await startGatewayNode({ config, db, bus, logger });
   let stopping = false;
-  const stop = async (signal: string) => {
+  // A thrown error nothing caught: the process state is unknown, so the node does not go on
+  // serving; it logs why, drains what is in flight (bounded) and exits 1 for its supervisor.
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err }, "uncaught exception: draining, then exiting");
+    void stop("uncaughtException", 1);
+  });
+  const stop = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, "shutting down: draining");
     // Drain + audit flush are bounded on their own; this is the backstop.
     const hard = setTimeout(() => process.exit(1), config.drainTimeoutMs + 20_000);
     hard.unref();
-    let code = 0;
+    let code = exitCode;
     try {
       await node.close();
       await bus.close();

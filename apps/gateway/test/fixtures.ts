@@ -1,8 +1,10 @@
 // Real MCP upstreams for the gateway's integration tests, built with the v1 SDK server over
 // Streamable HTTP on 127.0.0.1 (stateful: one transport per upstream session).
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { McpError } from "@modelcontextprotocol/sdk/types.js";
@@ -199,6 +201,48 @@ export async function startFixture(name: string): Promise<Fixture> {
       for (const t of transports.values()) await t.close().catch(() => {});
       http.closeAllConnections();
       await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}
+
+/** test/fixtures/hostile-server.mjs (see its header): an upstream that breaks the gateway's limits. */
+export const HOSTILE_SCRIPT = fileURLToPath(
+  new URL("../../../test/fixtures/hostile-server.mjs", import.meta.url),
+);
+
+export interface HostileFixture {
+  url: string;
+  stats(): Promise<{ endlessOpen: number; endlessClosed: number; endlessBytes: number }>;
+  close(): Promise<void>;
+}
+
+/** Runs the hostile upstream in its own process (its floods must not share the gateway's event loop). */
+export async function startHostileFixture(): Promise<HostileFixture> {
+  const child = spawn(process.execPath, [HOSTILE_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /LISTENING (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`hostile fixture exited (${code})`)));
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    url: `${base}/mcp`,
+    async stats() {
+      return (await (await fetch(`${base}/stats`)).json()) as {
+        endlessOpen: number;
+        endlessClosed: number;
+        endlessBytes: number;
+      };
+    },
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
     },
   };
 }

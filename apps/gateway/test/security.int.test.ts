@@ -3,7 +3,13 @@
 // SDK fixtures, and the hostile fixture of test/fixtures/hostile-server.mjs), real gateway nodes.
 import type { Db } from "@gatehouse/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Fixture, startFixture } from "./fixtures.js";
+import {
+  type Fixture,
+  HOSTILE_SCRIPT,
+  type HostileFixture,
+  startFixture,
+  startHostileFixture,
+} from "./fixtures.js";
 import { createHarness, type Harness, type Node, seedKey } from "./harness.js";
 
 let h: Harness;
@@ -12,6 +18,11 @@ let alpha: Fixture;
 let bravo: Fixture;
 let nodeA: Node;
 let nodeB: Node;
+let hostile: HostileFixture;
+/** A node with small limits: 1 MiB messages, 1 s of silence inside an answer. */
+let limited: Node;
+const tenantH = { id: "", slug: "" };
+let keyH: string;
 const tenantA = { id: "", slug: "" };
 const tenantB = { id: "", slug: "" };
 let keyA: string;
@@ -135,13 +146,70 @@ beforeAll(async () => {
   keyB = (await seedKey(db, tenantB.id, { roles: ["admin"] })).key;
   nodeA = await h.startNode();
   nodeB = await h.startNode();
+
+  hostile = await startHostileFixture();
+  const th = await db.prisma.tenant.create({ data: { slug: `sec-h-${stamp}`, name: "hostile" } });
+  tenantH.id = th.id;
+  tenantH.slug = th.slug;
+  // Upstream timeouts of 15 s: without the limits, the calls below would hang that long.
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: th.id,
+      name: "hostile",
+      url: hostile.url,
+      transport: "streamable_http",
+      toolPrefix: "h_",
+      timeoutMs: 15_000,
+    },
+  });
+  await db.prisma.upstream.create({
+    data: {
+      tenantId: th.id,
+      name: "stdio",
+      command: process.execPath,
+      args: [HOSTILE_SCRIPT, "--stdio"],
+      transport: "stdio",
+      toolPrefix: "s_",
+      timeoutMs: 15_000,
+    },
+  });
+  await db.prisma.policy.create({ data: { tenantId: th.id, version: 1, document: ALLOW_ALL } });
+  keyH = (await seedKey(db, th.id, { roles: ["admin"] })).key;
+  limited = await h.startNode({
+    allowStdio: true,
+    config: { upstreamMaxMessageBytes: 1024 * 1024, upstreamIdleTimeoutMs: 1000 },
+  });
 }, 60_000);
 
 afterAll(async () => {
   await h?.close();
   await alpha?.close();
   await bravo?.close();
+  await hostile?.close();
 });
+
+/** Calls a tool over a raw session and returns the final JSON-RPC message (JSON or the SSE stream's last). */
+async function callTool(
+  node: Node,
+  path: string,
+  hdrs: Record<string, string>,
+  name: string,
+  args: Record<string, unknown> = {},
+): Promise<Record<string, unknown>> {
+  const res = await post(
+    node,
+    path,
+    { jsonrpc: "2.0", id: 77, method: "tools/call", params: { name, arguments: args } },
+    hdrs,
+  );
+  if (!(res.headers.get("content-type") ?? "").includes("text/event-stream"))
+    return (await res.json()) as Record<string, unknown>;
+  const stream = sseMessages(res);
+  for (;;) {
+    const m = await stream.next();
+    if (m.id === 77) return m;
+  }
+}
 
 describe("relayed server-to-client requests are bound to their session", () => {
   it("another tenant's caller cannot answer B's elicitation, on the same node or another; B's own answer still counts", async () => {
@@ -190,5 +258,57 @@ describe("relayed server-to-client requests are bound to their session", () => {
     // Both forged answers were counted: one where it landed, one on the node that sent the request.
     const strayAfter = sample(await metricsOf(nodeA), "gatehouse_gateway_stray_client_responses_total");
     expect(strayAfter - strayBefore).toBe(2);
+  });
+});
+
+describe("upstream answers are bounded", () => {
+  const path = () => `/t/${tenantH.slug}/mcp`;
+  const overCap = {
+    code: -32011,
+    data: { code: "UPSTREAM_ERROR", limit: "maxMessageBytes", limitBytes: 1048576 },
+  };
+
+  it("HTTP link: an SSE event over the cap ends the call with UPSTREAM_ERROR naming the limit; the session goes on", async () => {
+    const hdrs = await session(limited, keyH, path());
+    const r = await callTool(limited, path(), hdrs, "h_huge", { bytes: 2 * 1024 * 1024 });
+    expect(r.error).toMatchObject(overCap);
+    expect(String((r.error as { message: string }).message)).toContain("GATEWAY_UPSTREAM_MAX_MESSAGE_BYTES");
+    expect(await callTool(limited, path(), hdrs, "h_ok")).toMatchObject({
+      result: { content: [{ text: "ok" }] },
+    });
+  });
+
+  it("HTTP link: a JSON body over the cap, the same", async () => {
+    const hdrs = await session(limited, keyH, path());
+    const r = await callTool(limited, path(), hdrs, "h_huge", { bytes: 2 * 1024 * 1024, json: true });
+    expect(r.error).toMatchObject(overCap);
+  });
+
+  it("HTTP link: an event that never ends is cut at the cap and the upstream request is closed", async () => {
+    const hdrs = await session(limited, keyH, path());
+    const before = await hostile.stats();
+    const r = await callTool(limited, path(), hdrs, "h_endless");
+    expect(r.error).toMatchObject(overCap);
+    await until(async () => (await hostile.stats()).endlessClosed > before.endlessClosed);
+    const after = await hostile.stats();
+    expect(after.endlessClosed).toBe(after.endlessOpen);
+  });
+
+  it("HTTP link: an answer that goes silent past the idle timeout ends with TIMEOUT naming it", async () => {
+    const hdrs = await session(limited, keyH, path());
+    const r = await callTool(limited, path(), hdrs, "h_stall");
+    expect(r.error).toMatchObject({ data: { code: "TIMEOUT", limit: "idleMs", limitMs: 1000 } });
+  });
+
+  it("SDK link (a session with elicitation): an SSE event over the cap, the same error", async () => {
+    const hdrs = await session(limited, keyH, path(), { elicitation: {} });
+    const r = await callTool(limited, path(), hdrs, "h_huge", { bytes: 2 * 1024 * 1024 });
+    expect(r.error).toMatchObject(overCap);
+  });
+
+  it("stdio: a line that never ends is cut at the cap, the same error", async () => {
+    const hdrs = await session(limited, keyH, path());
+    const r = await callTool(limited, path(), hdrs, "s_huge");
+    expect(r.error).toMatchObject(overCap);
   });
 });

@@ -37,6 +37,10 @@ export const GatewayEnvSchema = z.object({
   GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3000),
   /** Default per-upstream request timeout when the upstream sets none. */
   GATEWAY_UPSTREAM_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  /** Largest single message (a JSON body, an SSE event, a stdio line) an upstream may send. */
+  GATEWAY_UPSTREAM_MAX_MESSAGE_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Longest silence inside an upstream's answer once it started (0 = the upstream's request timeout). */
+  GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS: int(0, 3_600_000).default(0),
   /** After a failed connect, calls to that upstream fail fast for this long. */
   GATEWAY_UPSTREAM_RETRY_AFTER_MS: int(0, 600_000).default(5000),
   GATEWAY_STDIO_IDLE_TIMEOUT_MS: int(1000, 24 * 3600_000).default(5 * 60_000),
@@ -84,6 +88,9 @@ export interface GatewayConfig {
   upstreamConnectTimeoutMs: number;
   upstreamTimeoutMs: number;
   upstreamRetryAfterMs: number;
+  upstreamMaxMessageBytes: number;
+  /** 0: the upstream's request timeout. */
+  upstreamIdleTimeoutMs: number;
   stdioIdleTimeoutMs: number;
   stdioMaxLifetimeMs: number;
   configRecheckMs: number;
@@ -130,6 +137,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     upstreamConnectTimeoutMs: e.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamTimeoutMs: e.GATEWAY_UPSTREAM_TIMEOUT_MS,
     upstreamRetryAfterMs: e.GATEWAY_UPSTREAM_RETRY_AFTER_MS,
+    upstreamMaxMessageBytes: e.GATEWAY_UPSTREAM_MAX_MESSAGE_BYTES,
+    upstreamIdleTimeoutMs: e.GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS,
     stdioIdleTimeoutMs: e.GATEWAY_STDIO_IDLE_TIMEOUT_MS,
     stdioMaxLifetimeMs: e.GATEWAY_STDIO_MAX_LIFETIME_MS,
     configRecheckMs: e.GATEWAY_CONFIG_RECHECK_MS,
@@ -165,6 +174,8 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     upstreamConnectTimeoutMs: 3000,
     upstreamTimeoutMs: 60_000,
     upstreamRetryAfterMs: 5000,
+    upstreamMaxMessageBytes: 16 * 1024 * 1024,
+    upstreamIdleTimeoutMs: 0,
     stdioIdleTimeoutMs: 5 * 60_000,
     stdioMaxLifetimeMs: 3600_000,
     configRecheckMs: 30_000,

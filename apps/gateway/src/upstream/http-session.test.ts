@@ -10,7 +10,7 @@ import { EmptyResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type OpsUpstream, startOpsUpstream } from "../../test/ops-upstream.js";
-import { HttpEndpoint, HttpLink, UpstreamHttpError } from "./http-session.js";
+import { HttpEndpoint, HttpLink, SseEventTooLarge, SseReader, UpstreamHttpError } from "./http-session.js";
 import { isSessionGone } from "./upstream-client.js";
 
 let sdk: { url: string; close(): Promise<void>; cancelled: string[]; forget(): void };
@@ -206,5 +206,46 @@ describe("HttpLink", () => {
     await withHeaders.request("tools/call", { name: "echo", arguments: { text: "h" } });
     expect(plain.callHeaders[seen]?.authorization).toBe("Bearer upstream-secret");
     endpoint.close();
+  });
+});
+
+describe("SseReader (incremental event-stream parsing)", () => {
+  const read = (chunks: string[], max = 1024): string[] => {
+    const out: string[] = [];
+    const r = new SseReader(max, (d) => out.push(d));
+    for (const c of chunks) r.push(Buffer.from(c));
+    return out;
+  };
+
+  it("splits events on any line ending, across chunk boundaries, joining data lines", () => {
+    const text =
+      'event: message\r\ndata: {"a":1}\r\n\r\n: comment\ndata:x\ndata\ndata: y\n\ndata: z\r\rid: 3\ndata: w\n';
+    const whole = read([text]);
+    expect(whole).toEqual(['{"a":1}', "x\n\ny", "z"]);
+    // Every split point, including between CR and LF, gives the same events.
+    for (let i = 1; i < text.length; i++) expect(read([text.slice(0, i), text.slice(i)])).toEqual(whole);
+    expect(read(text.split(""))).toEqual(whole);
+  });
+
+  it("decodes multi-byte characters split across chunks", () => {
+    const bytes = Buffer.from("data: héllo ✓\n\n");
+    const out: string[] = [];
+    const r = new SseReader(1024, (d) => out.push(d));
+    for (const b of bytes) r.push(Buffer.from([b]));
+    expect(out).toEqual(["héllo ✓"]);
+  });
+
+  it("throws once one event outgrows the cap, whether its line ended or not", () => {
+    expect(() => read(["data: ", "x".repeat(2000)], 1000)).toThrow(SseEventTooLarge);
+    expect(() => read([`data: ${"x".repeat(600)}\n`, `data: ${"x".repeat(600)}\n`], 1000)).toThrow(
+      SseEventTooLarge,
+    );
+    // Many small events are fine: the cap is per event.
+    expect(
+      read(
+        Array.from({ length: 50 }, () => `data: ${"x".repeat(100)}\n\n`),
+        1000,
+      ),
+    ).toHaveLength(50);
   });
 });

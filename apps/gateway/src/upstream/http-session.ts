@@ -50,17 +50,156 @@ export function upstreamRpcError(
   return e;
 }
 
+/**
+ * Bounds on what an upstream may send back on one request (issue 8): a single JSON-RPC message
+ * (a JSON body, or one SSE event) may not exceed `maxMessageBytes`; the response headers must come
+ * within `firstByteMs`; once they have, the body may not stay silent for longer than `idleMs`.
+ */
+export interface ResponseLimits {
+  maxMessageBytes: number;
+  firstByteMs: number;
+  idleMs: number;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** An upstream's answer broke one of the `ResponseLimits`: the request was ended. */
+export function upstreamLimitError(
+  u: UpstreamSnapshot,
+  limit: "maxMessageBytes" | "firstByteMs" | "idleMs",
+  value: number,
+): AppError {
+  const text =
+    limit === "maxMessageBytes"
+      ? `sent a message larger than the gateway's limit of ${value} bytes (GATEWAY_UPSTREAM_MAX_MESSAGE_BYTES)`
+      : limit === "firstByteMs"
+        ? `did not start answering within ${value} ms`
+        : `sent nothing for ${value} ms in the middle of its answer (GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS)`;
+  return new AppError(
+    limit === "maxMessageBytes" ? ErrorCode.UPSTREAM_ERROR : ErrorCode.TIMEOUT,
+    `Upstream ${u.name} ${text}; the gateway ended the request.`,
+    { upstream: u.name, limit, [limit === "maxMessageBytes" ? "limitBytes" : "limitMs"]: value },
+  );
+}
+
+/**
+ * An incremental reader of a `text/event-stream` body (WHATWG HTML "Server-sent events", event
+ * stream interpretation): bytes are split into lines as they arrive (each byte looked at once,
+ * never rescanned), `data` lines are decoded when complete, and an event is handed on at its
+ * blank line. An event (or a line) growing past `maxEventBytes` throws `SseEventTooLarge`: the
+ * caller ends the stream. Only the data of the event being read is held.
+ * With `collect: false` it only measures (the SDK transports parse the stream themselves).
+ */
+export class SseReader {
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  private data: string[] = [];
+  /** Bytes of the event being read so far (complete lines and the partial one). */
+  private eventBytes = 0;
+  /** The previous chunk ended in CR: a LF at the start of the next one belongs to it. */
+  private skipLf = false;
+
+  constructor(
+    private readonly maxEventBytes: number,
+    private readonly onEvent: (data: string) => void = () => {},
+    private readonly collect = true,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    if (this.skipLf) {
+      this.skipLf = false;
+      if (chunk[0] === 0x0a) start = 1;
+    }
+    let nextLf = chunk.indexOf(0x0a, start);
+    let nextCr = chunk.indexOf(0x0d, start);
+    while (nextLf >= 0 || nextCr >= 0) {
+      const end = nextCr < 0 || (nextLf >= 0 && nextLf < nextCr) ? nextLf : nextCr;
+      let after = end + 1;
+      if (end === nextCr) {
+        if (end + 1 < chunk.length) {
+          if (chunk[end + 1] === 0x0a) after = end + 2;
+        } else this.skipLf = true;
+      }
+      this.line(chunk, start, end);
+      start = after;
+      if (nextLf >= 0 && nextLf < start) nextLf = chunk.indexOf(0x0a, start);
+      if (nextCr >= 0 && nextCr < start) nextCr = chunk.indexOf(0x0d, start);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.eventBytes += rest.length;
+      if (this.eventBytes > this.maxEventBytes) throw new SseEventTooLarge();
+      // Only data lines are kept; other fields (and comments) are measured, not stored.
+      if (this.collect) this.partial.push(rest);
+      this.partialBytes += rest.length;
+    }
+  }
+
+  private line(chunk: Buffer, from: number, to: number): void {
+    const length = this.partialBytes + (to - from);
+    this.eventBytes += to - from;
+    if (this.eventBytes > this.maxEventBytes) throw new SseEventTooLarge();
+    if (length === 0) {
+      this.partialBytes = 0;
+      this.eventBytes = 0;
+      if (this.data.length > 0) {
+        const data = this.data.join("\n");
+        this.data = [];
+        this.onEvent(data);
+      }
+      return;
+    }
+    if (!this.collect) {
+      this.partialBytes = 0;
+      return;
+    }
+    const line =
+      this.partial.length === 0
+        ? chunk.subarray(from, to)
+        : Buffer.concat([...this.partial, chunk.subarray(from, to)]);
+    this.partial = [];
+    this.partialBytes = 0;
+    // "data" or "data:…" (a field named data); one leading space of the value is dropped.
+    if (line.length < 4 || line[0] !== 0x64 || line[1] !== 0x61 || line[2] !== 0x74 || line[3] !== 0x61)
+      return;
+    if (line.length === 4) {
+      this.data.push("");
+      return;
+    }
+    if (line[4] !== 0x3a) return;
+    this.data.push(line.toString("utf8", line[5] === 0x20 ? 6 : 5));
+  }
+}
+
+/** Thrown by `SseReader` when one event outgrows its limit. */
+export class SseEventTooLarge extends Error {
+  constructor() {
+    super("SSE event too large");
+    this.name = "SseEventTooLarge";
+  }
+}
+
 /** One upstream's endpoint: URL, static headers and the keep-alive agent every session shares. */
 export class HttpEndpoint {
   readonly url: URL;
   private readonly agent: http.Agent;
   private readonly lib: typeof http | typeof https;
 
+  readonly limits: ResponseLimits;
+
   constructor(
     readonly upstream: UpstreamSnapshot,
     /** Static headers (unsealed): never the agent's own credentials. */
     readonly headers: Record<string, string>,
+    limits: Partial<ResponseLimits> = {},
   ) {
+    const timeout = upstream.timeoutMs ?? 60_000;
+    this.limits = {
+      maxMessageBytes: limits.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      firstByteMs: limits.firstByteMs ?? timeout,
+      idleMs: limits.idleMs ?? timeout,
+    };
     this.url = new URL(upstream.url ?? "");
     this.lib = this.url.protocol === "https:" ? https : http;
     // Connections are reused across sessions and calls (the SDK's fetch kept them too, but paid
@@ -94,6 +233,13 @@ export class HttpEndpoint {
       );
       req.on("error", () => resolve());
       req.on("timeout", () => req.destroy());
+      // A body that trickles forever keeps the socket busy: 2 s in all, whatever comes.
+      const hard = setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 2000);
+      hard.unref();
+      req.on("close", () => clearTimeout(hard));
       req.end();
     });
   }
@@ -111,6 +257,8 @@ export class HttpEndpoint {
       control?: { abort?: () => void };
       headers?: Record<string, string>;
       onMessage?: (m: Json) => boolean | undefined;
+      /** Bound on waiting for the response headers (default: the endpoint's `firstByteMs`). */
+      firstByteMs?: number;
     } = {},
   ): Promise<{ status: number; sessionId: string | undefined; json: Json | null }> {
     const attempt = (retry: boolean) =>
@@ -126,6 +274,19 @@ export class HttpEndpoint {
         if (session.protocolVersion) headers["mcp-protocol-version"] = session.protocolVersion;
         let settled = false;
         let got = false;
+        const limits = this.limits;
+        const u = this.upstream;
+        // Until the response headers: `firstByteMs`; then the body may not go silent for `idleMs`
+        // (one timer, refreshed per chunk). Breaking a limit ends the request with its error.
+        const firstByteMs = opts.firstByteMs ?? limits.firstByteMs;
+        let timer: NodeJS.Timeout | null = setTimeout(
+          () => req.destroy(upstreamLimitError(u, "firstByteMs", firstByteMs)),
+          firstByteMs,
+        );
+        const stopTimer = () => {
+          if (timer) clearTimeout(timer);
+          timer = null;
+        };
         const req = this.lib.request(
           {
             protocol: this.url.protocol,
@@ -142,70 +303,87 @@ export class HttpEndpoint {
             const sid = res.headers["mcp-session-id"];
             const sessionId = typeof sid === "string" ? sid : undefined;
             const type = String(res.headers["content-type"] ?? "");
-            res.setEncoding("utf8");
+            stopTimer();
+            timer = setTimeout(
+              () => req.destroy(upstreamLimitError(u, "idleMs", limits.idleMs)),
+              limits.idleMs,
+            );
+            const fail = (err: Error) => {
+              stopTimer();
+              if (settled) return;
+              settled = true;
+              reject(err);
+            };
+            const tooLarge = () => {
+              const err = upstreamLimitError(u, "maxMessageBytes", limits.maxMessageBytes);
+              fail(err);
+              req.destroy(err);
+            };
+            res.on("error", fail);
             if (status >= 200 && status < 300 && type.includes("text/event-stream")) {
-              let buf = "";
               let done = false;
-              res.on("data", (chunk: string) => {
-                buf += chunk;
-                let end = eventEnd(buf);
-                while (end) {
-                  const event = buf.slice(0, end.at);
-                  buf = buf.slice(end.at + end.length);
-                  const data = eventData(event);
-                  if (data) {
-                    try {
-                      if (opts.onMessage?.(JSON.parse(data) as Json)) done = true;
-                    } catch {
-                      // a malformed event is skipped, as the SDK does
-                    }
-                  }
-                  end = eventEnd(buf);
+              const reader = new SseReader(limits.maxMessageBytes, (data) => {
+                try {
+                  if (opts.onMessage?.(JSON.parse(data) as Json)) done = true;
+                } catch {
+                  // a malformed event is skipped, as the SDK does
+                }
+              });
+              res.on("data", (chunk: Buffer) => {
+                if (settled) return;
+                timer?.refresh();
+                try {
+                  reader.push(chunk);
+                } catch (err) {
+                  if (err instanceof SseEventTooLarge) return tooLarge();
+                  throw err;
                 }
                 // The answer is in: the rest of the stream (if any) is not ours to wait for.
                 if (done && !settled) {
                   settled = true;
+                  stopTimer();
                   resolve({ status, sessionId, json: null });
                   res.destroy();
                 }
               });
               res.on("end", () => {
+                stopTimer();
                 if (settled) return;
                 settled = true;
                 resolve({ status, sessionId, json: null });
               });
-              res.on("error", (err) => {
-                if (settled) return;
-                settled = true;
-                reject(err);
-              });
               return;
             }
-            let text = "";
-            res.on("data", (chunk: string) => {
-              text += chunk;
+            const chunks: Buffer[] = [];
+            let bytes = 0;
+            res.on("data", (chunk: Buffer) => {
+              if (settled) return;
+              timer?.refresh();
+              bytes += chunk.length;
+              if (bytes > limits.maxMessageBytes) return tooLarge();
+              chunks.push(chunk);
             });
             res.on("end", () => {
+              stopTimer();
               if (settled) return;
               settled = true;
               let json: Json | null = null;
-              if (type.includes("application/json") && text) {
+              if (type.includes("application/json") && bytes > 0) {
                 try {
-                  json = JSON.parse(text) as Json;
+                  json = JSON.parse(
+                    (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes)).toString("utf8"),
+                  ) as Json;
                 } catch {
                   json = null;
                 }
               }
               resolve({ status, sessionId, json });
             });
-            res.on("error", (err) => {
-              if (settled) return;
-              settled = true;
-              reject(err);
-            });
           },
         );
+        req.on("close", stopTimer);
         req.on("error", (err: NodeJS.ErrnoException) => {
+          stopTimer();
           if (settled) return;
           settled = true;
           // The upstream closed an idle keep-alive socket as we reused it: nothing was processed,
@@ -230,6 +408,10 @@ export class HttpEndpoint {
       });
     return attempt(true);
   }
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function abortError(): Error {
@@ -480,11 +662,16 @@ export class HttpLink implements UpstreamLink {
         }
         return result as Json;
       } catch (err) {
-        if (aborted) {
+        const overLimit = err instanceof AppError && isObject(err.details) && "limit" in err.details;
+        if (aborted || overLimit) {
           // MCP "Cancellation": tell the upstream, whether the caller gave up or the time ran out.
           void this.notification("notifications/cancelled", {
             requestId: id,
-            reason: timedOut ? "timeout" : "cancelled by the client",
+            reason: overLimit
+              ? "answer over the gateway's limits"
+              : timedOut
+                ? "timeout"
+                : "cancelled by the client",
           }).catch(() => {});
           if (timedOut) {
             throw new AppError(ErrorCode.TIMEOUT, `Upstream ${u.name} did not answer in time.`, {

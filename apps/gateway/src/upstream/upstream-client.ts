@@ -15,7 +15,15 @@ import {
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { injectActiveTraceContext } from "../ops/tracing.js";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
-import { UpstreamHttpError, upstreamRpcError } from "./http-session.js";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type ResponseLimits,
+  SseEventTooLarge,
+  SseReader,
+  UpstreamHttpError,
+  upstreamLimitError,
+  upstreamRpcError,
+} from "./http-session.js";
 import { authFailureOf, type TransportAuth } from "./upstream-credentials.js";
 
 export const GATEWAY_CLIENT_INFO = { name: "gatehouse-gateway", version: "0.1.0" };
@@ -52,6 +60,8 @@ export interface ConnectOptions {
   authProvider?: TransportAuth;
   /** Tracing is on: add the active span's `traceparent` to every HTTP request (W3C Trace Context). */
   traceContext?: boolean;
+  /** Bounds on what the upstream sends back (issue 8); default: 16 MiB messages, the 60 s timeout. */
+  limits?: ResponseLimits;
 }
 
 /** Options of one upstream request (the SDK's request options, plus headers for the HTTP link). */
@@ -90,6 +100,9 @@ export interface UpstreamLink {
 export class UpstreamConnection implements UpstreamLink {
   readonly kind = "sdk" as const;
   private closed = false;
+  /** The limit the upstream broke, if it did: requests then fail with it (not a bare "closed"). */
+  private limitError: AppError | null = null;
+  private readonly running = new Set<AbortController>();
   readonly openedAt = Date.now();
   lastUsedAt = Date.now();
 
@@ -114,8 +127,33 @@ export class UpstreamConnection implements UpstreamLink {
     opts: LinkRequestOptions = {},
   ): Promise<Record<string, unknown>> {
     const { headers: _headers, ...options } = opts;
-    const result = await this.client.request({ method: method as "tools/call", params }, options as never);
-    return result as unknown as Record<string, unknown>;
+    if (this.limitError) throw this.limitError;
+    // Ended at once when the upstream breaks a limit on any of its streams (see `breach`).
+    const own = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, own.signal]) : own.signal;
+    this.running.add(own);
+    try {
+      const result = await this.client.request({ method: method as "tools/call", params }, {
+        ...options,
+        signal,
+      } as never);
+      return result as unknown as Record<string, unknown>;
+    } catch (err) {
+      if (this.limitError && (own.signal.aborted || this.closed)) throw this.limitError;
+      throw err;
+    } finally {
+      this.running.delete(own);
+    }
+  }
+
+  /**
+   * The upstream sent more than the gateway accepts (a message over the size cap, a stalled
+   * answer): requests in flight on this connection end with that error, and so do later ones on a
+   * closed transport. Which request a stream belonged to is the SDK's business, so all of them go.
+   */
+  breach(err: AppError): void {
+    this.limitError ??= err;
+    for (const c of this.running) c.abort(err);
   }
 
   async notification(method: string, params?: Record<string, unknown>): Promise<void> {
@@ -176,7 +214,70 @@ export function unsealHeaders(u: UpstreamSnapshot, sealer: Sealer | null): Recor
 
 const STDIO_BASE_ENV = ["PATH", "HOME", "LANG", "TZ", "TMPDIR", "NODE_OPTIONS"];
 
-function makeTransport(opts: ConnectOptions): Transport {
+function defaultLimits(u: UpstreamSnapshot): ResponseLimits {
+  const timeout = u.timeoutMs ?? 60_000;
+  return { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, firstByteMs: timeout, idleMs: timeout };
+}
+
+/**
+ * fetch for the SDK's HTTP transports with the gateway's bounds on what comes back: an SSE event or
+ * a JSON body over `maxMessageBytes` errors the body (the SDK drops the stream) and reports the
+ * breach; a POST's answer silent for `idleMs` once started is ended the same way. GET streams (the
+ * session's long-lived listening stream) have no idle bound: quiet is their normal state. The
+ * response headers' wait is the SDK's own request timeout.
+ */
+function boundedFetch(
+  u: UpstreamSnapshot,
+  limits: ResponseLimits,
+  onBreach: (err: AppError) => void,
+  inner: (url: string | URL, init?: RequestInit) => Promise<Response>,
+): (url: string | URL, init?: RequestInit) => Promise<Response> {
+  return async (url, init) => {
+    const res = await inner(url, init);
+    if (!res.body || res.status === 204 || res.status === 205 || res.status === 304) return res;
+    const sse = (res.headers.get("content-type") ?? "").includes("text/event-stream");
+    const idleMs = (init?.method ?? "GET").toUpperCase() === "POST" ? limits.idleMs : 0;
+    const sizer = sse ? new SseReader(limits.maxMessageBytes, undefined, false) : null;
+    const source = res.body.getReader();
+    let bytes = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        let idle: NodeJS.Timeout | undefined;
+        const stalled =
+          idleMs > 0
+            ? new Promise<"idle">((resolve) => {
+                idle = setTimeout(() => resolve("idle"), idleMs);
+              })
+            : null;
+        const next = stalled ? await Promise.race([source.read(), stalled]) : await source.read();
+        clearTimeout(idle);
+        const fail = (err: AppError) => {
+          onBreach(err);
+          controller.error(err);
+          void source.cancel(err).catch(() => {});
+        };
+        if (next === "idle") return fail(upstreamLimitError(u, "idleMs", idleMs));
+        if (next.done) return controller.close();
+        const chunk = next.value;
+        try {
+          if (sizer) sizer.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          else if ((bytes += chunk.byteLength) > limits.maxMessageBytes) throw new SseEventTooLarge();
+        } catch (err) {
+          if (err instanceof SseEventTooLarge)
+            return fail(upstreamLimitError(u, "maxMessageBytes", limits.maxMessageBytes));
+          throw err;
+        }
+        controller.enqueue(chunk);
+      },
+      cancel(reason) {
+        return source.cancel(reason);
+      },
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
+function makeTransport(opts: ConnectOptions, breach: (err: AppError) => void): Transport {
   const u = opts.upstream;
   if (u.transport === "stdio") {
     if (!opts.allowStdio) {
@@ -207,7 +308,15 @@ function makeTransport(opts: ConnectOptions): Transport {
       const extra = opts.sealer.unsealJson<Record<string, unknown>>(u.envSealed);
       for (const [k, v] of Object.entries(extra ?? {})) if (typeof v === "string") env[k] = v;
     }
-    return new StdioClientTransport({ command: u.command, args: u.args, env, stderr: "ignore" });
+    // The SDK's line buffer errors (and the transport closes) past maxBufferSize: one stdio line,
+    // i.e. one message, is bounded like an HTTP one.
+    return new StdioClientTransport({
+      command: u.command,
+      args: u.args,
+      env,
+      stderr: "ignore",
+      maxBufferSize: opts.limits?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    });
   }
   if (!u.url) {
     throw new AppError(ErrorCode.UPSTREAM_UNAVAILABLE, `Upstream ${u.name} has no URL.`, {
@@ -224,14 +333,19 @@ function makeTransport(opts: ConnectOptions): Transport {
   }
   // Static headers only: the agent's own credentials are never forwarded (architecture.md, step 7).
   const headers = unsealHeaders(u, opts.sealer);
-  const traced = opts.traceContext ? { fetch: tracedFetch } : {};
+  const fetchFn = boundedFetch(
+    u,
+    opts.limits ?? defaultLimits(u),
+    (err) => breach(err),
+    opts.traceContext ? tracedFetch : fetch,
+  );
   const auth = opts.authProvider ? { authProvider: opts.authProvider } : {};
   if (u.transport === "sse") {
-    return new SSEClientTransport(url, { requestInit: { headers }, ...traced, ...auth });
+    return new SSEClientTransport(url, { requestInit: { headers }, fetch: fetchFn, ...auth });
   }
   return new StreamableHTTPClientTransport(url, {
     requestInit: { headers },
-    ...traced,
+    fetch: fetchFn,
     ...auth,
     // Resume the upstream's session on a node that did not open it (no new initialize).
     ...(opts.resume?.sessionId ? { sessionId: opts.resume.sessionId } : {}),
@@ -254,7 +368,9 @@ function tracedFetch(url: string | URL, init?: RequestInit): Promise<Response> {
 /** Opens (or resumes) a connection; failures become UPSTREAM_UNAVAILABLE / TIMEOUT AppErrors. */
 export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamConnection> {
   const u = opts.upstream;
-  const transport = makeTransport(opts);
+  // The connection does not exist yet when the transport is made: breaches reach it through this.
+  let connection: UpstreamConnection | undefined;
+  const transport = makeTransport(opts, (err) => connection?.breach(err));
   const client = new Client(GATEWAY_CLIENT_INFO, {
     capabilities: opts.capabilities,
     // Dual-era: probe with server/discover, fall back to initialize for 2025-era servers.
@@ -284,10 +400,16 @@ export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamCon
   client.fallbackNotificationHandler = async (n) => {
     handlers.onNotification?.(n.method, n.params as Record<string, unknown> | undefined);
   };
-  client.onerror = () => {
-    // transport hiccups surface through failed requests
-  };
   const conn = new UpstreamConnection(u, client, transport, Boolean(opts.resume));
+  connection = conn;
+  client.onerror = (err) => {
+    // Transport hiccups surface through failed requests; a stdio line over the cap is named.
+    if (u.transport === "stdio" && /ReadBuffer exceeded maximum size/.test(String((err as Error)?.message))) {
+      conn.breach(
+        upstreamLimitError(u, "maxMessageBytes", opts.limits?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
+      );
+    }
+  };
   client.onclose = () => {
     conn.markClosed();
     handlers.onClose?.();

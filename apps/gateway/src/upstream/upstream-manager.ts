@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { GatewayConfig } from "../config/gateway.config.js";
 import type { UpstreamSessionRef } from "../sessions/session-store.js";
 import { upstreamFingerprint } from "../tenancy/tenant-state.js";
-import { HttpEndpoint, HttpLink } from "./http-session.js";
+import { HttpEndpoint, HttpLink, type ResponseLimits } from "./http-session.js";
 import {
   connectUpstream,
   GATEWAY_CLIENT_INFO,
@@ -147,6 +147,16 @@ export class UpstreamManager {
     return u.timeoutMs ?? this.config.upstreamTimeoutMs;
   }
 
+  /** What one upstream answer may be (issue 8): message size, wait for headers, silence within. */
+  responseLimits(u: UpstreamSnapshot): ResponseLimits {
+    const timeout = this.timeoutOf(u);
+    return {
+      maxMessageBytes: this.config.upstreamMaxMessageBytes,
+      firstByteMs: timeout,
+      idleMs: this.config.upstreamIdleTimeoutMs || timeout,
+    };
+  }
+
   /** Fails fast while an upstream is in the negative cache. */
   assertReachable(u: UpstreamSnapshot): void {
     const d = this.down.get(upstreamKey(u));
@@ -180,6 +190,7 @@ export class UpstreamManager {
         allowStdio: this.config.allowStdio,
         connectTimeoutMs: this.config.upstreamConnectTimeoutMs,
         traceContext: this.traceContext,
+        limits: this.responseLimits(u),
         capabilities,
         handlers: {
           ...handlers,
@@ -231,7 +242,7 @@ export class UpstreamManager {
     const key = upstreamKey(u);
     let e = this.endpoints.get(key);
     if (!e) {
-      e = new HttpEndpoint(u, unsealHeaders(u, this.sealer));
+      e = new HttpEndpoint(u, unsealHeaders(u, this.sealer), this.responseLimits(u));
       this.endpoints.set(key, e);
     }
     return e;
