@@ -420,32 +420,6 @@ function abortError(): Error {
   return e;
 }
 
-/** End of the first SSE event in `buf` (blank line, any of the three line endings), if complete. */
-function eventEnd(buf: string): { at: number; length: number } | null {
-  const candidates = [
-    { at: buf.indexOf("\n\n"), length: 2 },
-    { at: buf.indexOf("\r\n\r\n"), length: 4 },
-    { at: buf.indexOf("\r\r"), length: 2 },
-  ].filter((c) => c.at >= 0);
-  if (candidates.length === 0) return null;
-  return candidates.reduce((a, b) => (b.at < a.at ? b : a));
-}
-
-/** The `data:` lines of one SSE event, joined (WHATWG "Server-sent events", event stream interpretation). */
-function eventData(event: string): string {
-  let data = "";
-  let first = true;
-  for (const line of event.split(/\r\n|\r|\n/)) {
-    if (!line.startsWith("data")) continue;
-    if (line !== "data" && line[4] !== ":") continue;
-    let v = line.slice(5);
-    if (v.startsWith(" ")) v = v.slice(1);
-    data = first ? v : `${data}\n${v}`;
-    first = false;
-  }
-  return data;
-}
-
 const LEGACY_VERSION = "2025-11-25";
 
 /** An upstream session of one agent session, over `HttpEndpoint`. */

@@ -260,8 +260,9 @@ function boundedFetch(
         if (next.done) return controller.close();
         const chunk = next.value;
         try {
+          bytes += chunk.byteLength;
           if (sizer) sizer.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          else if ((bytes += chunk.byteLength) > limits.maxMessageBytes) throw new SseEventTooLarge();
+          else if (bytes > limits.maxMessageBytes) throw new SseEventTooLarge();
         } catch (err) {
           if (err instanceof SseEventTooLarge)
             return fail(upstreamLimitError(u, "maxMessageBytes", limits.maxMessageBytes));
