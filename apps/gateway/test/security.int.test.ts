@@ -177,7 +177,12 @@ beforeAll(async () => {
   keyH = (await seedKey(db, th.id, { roles: ["admin"] })).key;
   limited = await h.startNode({
     allowStdio: true,
-    config: { upstreamMaxMessageBytes: 1024 * 1024, upstreamIdleTimeoutMs: 1000 },
+    // (a stdio upstream starts a Node process: give it time on a loaded machine)
+    config: {
+      upstreamMaxMessageBytes: 1024 * 1024,
+      upstreamIdleTimeoutMs: 1000,
+      upstreamConnectTimeoutMs: 15_000,
+    },
   });
 }, 60_000);
 

@@ -409,6 +409,15 @@ export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamCon
       conn.breach(
         upstreamLimitError(u, "maxMessageBytes", opts.limits?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES),
       );
+      // The SDK closes gently (stdin end, then a signal after 2 s); the process may write on meanwhile.
+      const pid = (transport as StdioClientTransport).pid;
+      if (pid) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
     }
   };
   client.onclose = () => {
