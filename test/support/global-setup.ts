@@ -131,7 +131,14 @@ export default async function setup(): Promise<() => Promise<void>> {
   }
 
   if (!(await redisAvailable())) {
-    const roots = ["packages/shared", "packages/db", "packages/api-client", "apps/api", "apps/gateway", "test"];
+    const roots = [
+      "packages/shared",
+      "packages/db",
+      "packages/api-client",
+      "apps/api",
+      "apps/gateway",
+      "test",
+    ];
     const n = roots.reduce((sum, r) => sum + testFilesNeedingRedis(join(repoRoot, r)).length, 0);
     say(
       `No Redis answers at ${displayUrl(redisUrl())}: skipped ${n} test files that need it. ` +
