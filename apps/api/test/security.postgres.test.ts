@@ -1,5 +1,6 @@
 // Regressions for the holes of issue #8 closed in the control plane: each test here failed on the
 // code before its fix. Run on Postgres + Redis (the fixes are in services, not in the storage mode).
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Harness, startDistributed } from "./harness.js";
 
@@ -70,5 +71,43 @@ describe("policy patterns cannot stall the API (#8.2)", () => {
     expect(put.status).toBe(400);
     expect(fieldsOf(put.body)).toEqual(["rules[0].when"]);
     expect(JSON.stringify(put.body)).toContain('rule \\"lookbehind\\"');
+  });
+});
+
+describe("a tenant slug cannot be another tenant's id (#8.5)", () => {
+  test("UUID-shaped slugs are refused on create and on rename, naming `slug`", async () => {
+    const id = randomUUID();
+    for (const slug of [id, `${id.slice(0, 8)}-0000-4000-8000-000000000000`]) {
+      const res = await h.request("POST", "/v1/tenants", { body: { slug, name: "x" } });
+      expect(res.status).toBe(400);
+      expect(fieldsOf(res.body)).toEqual(["slug"]);
+    }
+    const t = await createTenant();
+    const other = await createTenant();
+    const rename = await h.request("PATCH", `/v1/tenants/${t.slug}`, { body: { slug: other.id } });
+    expect(rename.status).toBe(400);
+    expect(fieldsOf(rename.body)).toEqual(["slug"]);
+    expect((await h.prisma.tenant.findUniqueOrThrow({ where: { id: t.id } })).slug).toBe(t.slug);
+  });
+
+  test("an id-shaped reference resolves by id only, even where an older row has that slug", async () => {
+    const victimId = randomUUID();
+    // Written straight to the database, squatter first: the API refuses such a slug now, older rows may hold one.
+    const squatter = await h.prisma.tenant.create({ data: { slug: victimId, name: "squatter" } });
+    await h.prisma.tenant.create({ data: { id: victimId, slug: unique("victim"), name: "victim" } });
+    const got = await h.request("GET", `/v1/tenants/${victimId}`);
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ id: victimId, name: "victim" });
+    const upper = await h.request("GET", `/v1/tenants/${victimId.toUpperCase()}`);
+    expect(upper.body).toMatchObject({ id: victimId });
+    // The squatter's own admin token gets nothing of the victim by that reference.
+    const token = await h.request("POST", `/v1/tenants/${squatter.id}/tokens`, {
+      body: { name: "ops", role: "admin" },
+    });
+    expect(token.status).toBe(201);
+    const asSquatter = await h.request("GET", `/v1/tenants/${victimId}/upstreams`, {
+      token: token.body.token,
+    });
+    expect(asSquatter.status).toBe(404);
   });
 });

@@ -1,4 +1,5 @@
 import type { PrismaClient } from "@gatehouse/db";
+import { tenantRefWhere } from "@gatehouse/shared";
 import {
   type CallHandler,
   type ExecutionContext,
@@ -10,7 +11,6 @@ import { ModuleRef } from "@nestjs/core";
 import type { Logger } from "pino";
 import { from, mergeMap, type Observable } from "rxjs";
 import type { ApiRequest } from "../common/caller.js";
-import { isUuid } from "../common/pagination.js";
 import { LOGGER, PRISMA } from "../common/tokens.js";
 import { adminAction, READ_ONLY_ROUTES } from "./admin-audit.js";
 import { AdminAuditService, type PendingAdminEvent } from "./admin-audit.service.js";
@@ -87,7 +87,7 @@ export class AdminAuditInterceptor implements NestInterceptor {
       if (params.tenant) {
         const ref = params.tenant;
         const tenant = await this.prisma.tenant.findFirst({
-          where: isUuid(ref) ? { OR: [{ id: ref.toLowerCase() }, { slug: ref }] } : { slug: ref },
+          where: tenantRefWhere(ref),
           select: { id: true },
         });
         pending.tenantId = tenant?.id ?? null;

@@ -1,8 +1,7 @@
 import type { PrismaClient, Tenant } from "@gatehouse/db";
-import { AppError, ErrorCode, type MemberRole } from "@gatehouse/shared";
+import { AppError, ErrorCode, type MemberRole, tenantRefWhere } from "@gatehouse/shared";
 import { Inject, Injectable } from "@nestjs/common";
 import type { Caller } from "./caller.js";
-import { isUuid } from "./pagination.js";
 import { PRISMA } from "./tokens.js";
 
 /** What a request needs to do to a tenant: `read`, change its config (`write`), or delete it (`owner`). */
@@ -38,7 +37,7 @@ export class TenantAccessService {
     access: Access,
   ): Promise<{ tenant: Tenant; role: MemberRole | null }> {
     const tenant = await this.prisma.tenant.findFirst({
-      where: isUuid(ref) ? { OR: [{ id: ref.toLowerCase() }, { slug: ref }] } : { slug: ref },
+      where: tenantRefWhere(ref),
     });
     const role = tenant ? await this.roleIn(caller, tenant.id) : undefined;
     if (!tenant || role === undefined) {

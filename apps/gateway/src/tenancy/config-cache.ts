@@ -100,8 +100,10 @@ export class TenantConfigCache {
 
   /** The cached state, without loading. */
   peek(ref: string): TenantState | undefined {
-    const id = this.idBySlug.get(ref) ?? ref;
-    return this.byId.get(id);
+    // An id-shaped reference is an id and nothing else, so no slug can stand for another tenant's id.
+    if (isUuid(ref)) return this.byId.get(ref.toLowerCase());
+    const id = this.idBySlug.get(ref);
+    return id === undefined ? undefined : this.byId.get(id);
   }
 
   /** The tenant by slug or id, loaded on first use; null when it does not exist. */

@@ -6,9 +6,11 @@ import {
   compilePolicy,
   DEFAULT_POLICY,
   type IdentityProviderSnapshot,
+  isTenantIdShaped,
   type TenantSettings,
   TenantSettingsSchema,
   type TenantSnapshot,
+  tenantRefWhere,
   type UpstreamSnapshot,
 } from "@gatehouse/shared";
 
@@ -32,17 +34,13 @@ export interface TenantState {
   loadedAt: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(s: string): boolean {
-  return UUID.test(s);
-}
+/** An id-shaped `{tenant}` names a tenant by id only (slugs of that shape are refused). */
+export const isUuid = isTenantIdShaped;
 
 /** Loads one tenant's snapshot by slug or id (one query); null when there is no such tenant. */
 export async function loadTenantSnapshot(prisma: PrismaClient, ref: string): Promise<TenantSnapshot | null> {
-  const where = isUuid(ref) ? { OR: [{ id: ref }, { slug: ref }] } : { slug: ref };
   const t = await prisma.tenant.findFirst({
-    where,
+    where: tenantRefWhere(ref),
     include: {
       apiKeys: true,
       identityProviders: true,

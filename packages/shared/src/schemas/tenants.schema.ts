@@ -4,9 +4,26 @@ import { DisplayNameSchema, PaginationQuerySchema } from "./common.schema.js";
 
 export const TENANT_SLUG_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * True when `{tenant}` in a path has the shape of a tenant id (a UUID, any case). Such a reference
+ * names a tenant by id only, never by slug; slugs of that shape are refused, so one tenant cannot
+ * take a name that another tenant's id answers to.
+ */
+export function isTenantIdShaped(ref: string): boolean {
+  return UUID_SHAPE.test(ref);
+}
+
+/** The one lookup a `{tenant}` reference means: by id when it has an id's shape, else by slug. */
+export function tenantRefWhere(ref: string): { id: string } | { slug: string } {
+  return isTenantIdShaped(ref) ? { id: ref.toLowerCase() } : { slug: ref };
+}
+
 export const TenantSlugSchema = z
   .string()
-  .regex(TENANT_SLUG_PATTERN, "Must be 2-63 lowercase letters, digits or dashes, not starting with a dash");
+  .regex(TENANT_SLUG_PATTERN, "Must be 2-63 lowercase letters, digits or dashes, not starting with a dash")
+  .refine((slug) => !isTenantIdShaped(slug), "Must not have the shape of a tenant id (a UUID)");
 
 /**
  * Tenant settings as a PATCH sees them: every field optional and no defaults filled in, so only
