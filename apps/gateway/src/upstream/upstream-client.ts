@@ -102,7 +102,8 @@ export class UpstreamConnection implements UpstreamLink {
   private closed = false;
   /** The limit the upstream broke, if it did: requests then fail with it (not a bare "closed"). */
   private limitError: AppError | null = null;
-  private readonly running = new Set<AbortController>();
+  /** Requests in flight, with when each was sent (an idle breach ends only those it may belong to). */
+  private readonly running = new Map<AbortController, number>();
   readonly openedAt = Date.now();
   lastUsedAt = Date.now();
 
@@ -131,7 +132,7 @@ export class UpstreamConnection implements UpstreamLink {
     // Ended at once when the upstream breaks a limit on any of its streams (see `breach`).
     const own = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, own.signal]) : own.signal;
-    this.running.add(own);
+    this.running.set(own, Date.now());
     try {
       const result = await this.client.request({ method: method as "tools/call", params }, {
         ...options,
@@ -139,6 +140,7 @@ export class UpstreamConnection implements UpstreamLink {
       } as never);
       return result as unknown as Record<string, unknown>;
     } catch (err) {
+      if (own.signal.aborted && own.signal.reason instanceof AppError) throw own.signal.reason;
       if (this.limitError && (own.signal.aborted || this.closed)) throw this.limitError;
       throw err;
     } finally {
@@ -153,7 +155,17 @@ export class UpstreamConnection implements UpstreamLink {
    */
   breach(err: AppError): void {
     this.limitError ??= err;
-    for (const c of this.running) c.abort(err);
+    for (const c of this.running.keys()) c.abort(err);
+  }
+
+  /**
+   * A POST's answer, sent at `sentAt`, went silent past the idle bound. Only requests already in
+   * flight then can be waiting on it; later ones are not, and neither is a request that already
+   * ended (timed out or cancelled: its stream is abandoned and may stay silent for good), so the
+   * connection stays usable.
+   */
+  stalled(err: AppError, sentAt: number): void {
+    for (const [c, at] of this.running) if (at <= sentAt) c.abort(err);
   }
 
   async notification(method: string, params?: Record<string, unknown>): Promise<void> {
@@ -222,17 +234,19 @@ function defaultLimits(u: UpstreamSnapshot): ResponseLimits {
 /**
  * fetch for the SDK's HTTP transports with the gateway's bounds on what comes back: an SSE event or
  * a JSON body over `maxMessageBytes` errors the body (the SDK drops the stream) and reports the
- * breach; a POST's answer silent for `idleMs` once started is ended the same way. GET streams (the
+ * breach; a POST's answer silent for `idleMs` once started is ended too, failing only the requests
+ * that were in flight when that POST was sent (`stalled`). GET streams (the
  * session's long-lived listening stream) have no idle bound: quiet is their normal state. The
  * response headers' wait is the SDK's own request timeout.
  */
 function boundedFetch(
   u: UpstreamSnapshot,
   limits: ResponseLimits,
-  onBreach: (err: AppError) => void,
+  onBreach: (err: AppError, stalledSince?: number) => void,
   inner: (url: string | URL, init?: RequestInit) => Promise<Response>,
 ): (url: string | URL, init?: RequestInit) => Promise<Response> {
   return async (url, init) => {
+    const sentAt = Date.now();
     const res = await inner(url, init);
     if (!res.body || res.status === 204 || res.status === 205 || res.status === 304) return res;
     const sse = (res.headers.get("content-type") ?? "").includes("text/event-stream");
@@ -251,12 +265,12 @@ function boundedFetch(
             : null;
         const next = stalled ? await Promise.race([source.read(), stalled]) : await source.read();
         clearTimeout(idle);
-        const fail = (err: AppError) => {
-          onBreach(err);
+        const fail = (err: AppError, stalled?: boolean) => {
+          onBreach(err, stalled ? sentAt : undefined);
           controller.error(err);
           void source.cancel(err).catch(() => {});
         };
-        if (next === "idle") return fail(upstreamLimitError(u, "idleMs", idleMs));
+        if (next === "idle") return fail(upstreamLimitError(u, "idleMs", idleMs), true);
         if (next.done) return controller.close();
         const chunk = next.value;
         try {
@@ -278,7 +292,10 @@ function boundedFetch(
   };
 }
 
-function makeTransport(opts: ConnectOptions, breach: (err: AppError) => void): Transport {
+function makeTransport(
+  opts: ConnectOptions,
+  breach: (err: AppError, stalledSince?: number) => void,
+): Transport {
   const u = opts.upstream;
   if (u.transport === "stdio") {
     if (!opts.allowStdio) {
@@ -337,7 +354,7 @@ function makeTransport(opts: ConnectOptions, breach: (err: AppError) => void): T
   const fetchFn = boundedFetch(
     u,
     opts.limits ?? defaultLimits(u),
-    (err) => breach(err),
+    (err, stalledSince) => breach(err, stalledSince),
     opts.traceContext ? tracedFetch : fetch,
   );
   const auth = opts.authProvider ? { authProvider: opts.authProvider } : {};
@@ -371,7 +388,9 @@ export async function connectUpstream(opts: ConnectOptions): Promise<UpstreamCon
   const u = opts.upstream;
   // The connection does not exist yet when the transport is made: breaches reach it through this.
   let connection: UpstreamConnection | undefined;
-  const transport = makeTransport(opts, (err) => connection?.breach(err));
+  const transport = makeTransport(opts, (err, stalledSince) =>
+    stalledSince === undefined ? connection?.breach(err) : connection?.stalled(err, stalledSince),
+  );
   const client = new Client(GATEWAY_CLIENT_INFO, {
     capabilities: opts.capabilities,
     // Dual-era: probe with server/discover, fall back to initialize for 2025-era servers.
