@@ -248,6 +248,8 @@ async function startGatewayStack({ nodes = 1, allowStdio = true } = {}) {
 }
 
 async function startGatewayNode(env, port, nodeId, allowStdio = true) {
+  // /metrics is served on a port of its own (never the agents' one).
+  const metricsPort = await freePort();
   const profile = cfg.profileDir ? ["--cpu-prof", "--cpu-prof-dir", resolve(cfg.profileDir)] : [];
   const proc = start(
     `gateway ${nodeId}`,
@@ -257,6 +259,7 @@ async function startGatewayNode(env, port, nodeId, allowStdio = true) {
       env: {
         ...env,
         GATEWAY_PORT: String(port),
+        GATEWAY_METRICS_PORT: String(metricsPort),
         GATEWAY_HOST: "127.0.0.1",
         GATEWAY_NODE_ID: nodeId,
         // A stdio upstream is a process per agent session; on a busy 2-core box spawning 8 at once
@@ -271,7 +274,7 @@ async function startGatewayNode(env, port, nodeId, allowStdio = true) {
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   await waitFor(`gateway ${nodeId} /readyz`, async () => (await fetch(`${url}/readyz`)).ok, 60_000, proc);
-  return { proc, url, port, readyMs: performance.now() - t0 };
+  return { proc, url, port, metricsUrl: `http://127.0.0.1:${metricsPort}`, readyMs: performance.now() - t0 };
 }
 
 /** A tenant with one upstream, an API key (with a rate limit) and an allow-echo policy. */
@@ -317,7 +320,7 @@ async function checkGatewayOps(stack, gw) {
   } finally {
     await client.end();
   }
-  const metrics = await fetch(`${gw.url}/metrics`)
+  const metrics = await fetch(`${gw.metricsUrl}/metrics`)
     .then((r) => r.text())
     .catch(() => "");
   notes.push(
@@ -557,7 +560,7 @@ async function sectionIdleMemory(report) {
     };
     const sample = async () => {
       await sleep(3000);
-      const text = await fetch(`${gw.url}/metrics`)
+      const text = await fetch(`${gw.metricsUrl}/metrics`)
         .then((r) => r.text())
         .catch(() => "");
       const heap = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(text);

@@ -49,7 +49,7 @@ const echo = async (agent: Agent, text: string) =>
   firstText(await agent.client.callTool({ name: "alpha_echo", arguments: { text } }));
 
 async function metric(name: string): Promise<number | undefined> {
-  const text = await (await fetch(`${stack.gateways[0]!.url}/metrics`)).text();
+  const text = await (await fetch(`${stack.gateways[0]!.metricsUrl}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
 }

@@ -181,7 +181,7 @@ describe("audit and metrics", () => {
     expect(deniedRows[0]).toMatchObject({ tool: "get_secret", ruleId: "no-secret", outcome: "denied" });
     expect(await audit("audited", "&tool=echo")).toHaveLength(2);
 
-    const metrics = await (await fetch(`${stack.gateways[1]!.url}/metrics`)).text();
+    const metrics = await (await fetch(`${stack.gateways[1]!.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(
       /^gatehouse_gateway_tool_calls_total\{[^}]*tenant="audited"[^}]*upstream="tools"[^}]*tool="echo"[^}]*outcome="ok"[^}]*\} 2$/m,
     );
@@ -220,7 +220,7 @@ describe("hard limits", () => {
       });
       expect(Number(errorData(err)?.retryAfterMs)).toBeGreaterThan(1000);
       expect((err as Error).message).toMatch(/retry in \d+ s/);
-      const metrics = await (await fetch(`${stack.gateways[0]!.url}/metrics`)).text();
+      const metrics = await (await fetch(`${stack.gateways[0]!.metricsUrl}/metrics`)).text();
       expect(metrics).toMatch(/^gatehouse_gateway_upstream_circuit_state\{[^}]*tenant="breaker"[^}]*\} 2$/m);
     } finally {
       await agent.close();
@@ -356,6 +356,7 @@ describe("embedded entry", () => {
           API_PORT: String(apiPort),
           API_HOST: "127.0.0.1",
           GATEWAY_PORT: String(gwPort),
+          GATEWAY_METRICS_PORT: "0",
           GATEWAY_HOST: "127.0.0.1",
           PUBLIC_GATEWAY_URL: `http://127.0.0.1:${gwPort}`,
           ADMIN_TOKEN: adminToken,

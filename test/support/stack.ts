@@ -51,6 +51,8 @@ export interface StartedService {
   port: number;
   /** `http://127.0.0.1:<port>` */
   url: string;
+  /** Gateways: `http://127.0.0.1:<GATEWAY_METRICS_PORT>` (/metrics is not on `url`). */
+  metricsUrl?: string;
 }
 
 /**
@@ -68,17 +70,23 @@ export async function startApi(env: Record<string, string>, name = "api"): Promi
 }
 
 /**
- * `node apps/gateway/dist/main.js` with `env` (GATEWAY_PORT picked when absent, GATEWAY_HOST
- * 127.0.0.1), resolved once `/readyz` answers 200.
+ * `node apps/gateway/dist/main.js` with `env` (GATEWAY_PORT and GATEWAY_METRICS_PORT picked when
+ * absent, GATEWAY_HOST 127.0.0.1), resolved once `/readyz` answers 200.
  */
 export async function startGateway(env: Record<string, string>, name = "gateway"): Promise<StartedService> {
   const port = Number(env.GATEWAY_PORT ?? (await freePort()));
+  const metricsPort = Number(env.GATEWAY_METRICS_PORT ?? (await freePort()));
   const proc = new ManagedProcess(name, process.execPath, [requireBuilt("apps/gateway/dist/main.js")], {
-    env: { GATEWAY_HOST: "127.0.0.1", ...env, GATEWAY_PORT: String(port) },
+    env: {
+      GATEWAY_HOST: "127.0.0.1",
+      ...env,
+      GATEWAY_PORT: String(port),
+      GATEWAY_METRICS_PORT: String(metricsPort),
+    },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitForHttpOk(proc, `${url}/readyz`, 60_000);
-  return { proc, port, url };
+  return { proc, port, url, metricsUrl: `http://127.0.0.1:${metricsPort}` };
 }
 
 export interface GatewayNode {
@@ -87,6 +95,8 @@ export interface GatewayNode {
   port: number;
   /** `http://127.0.0.1:<port>` */
   url: string;
+  /** `http://127.0.0.1:<metrics port>`: /metrics (not served on `url`). */
+  metricsUrl: string;
   proc: ManagedProcess;
   env: Record<string, string>;
 }
@@ -116,6 +126,7 @@ export class Stack {
   /** What agents are told: the first node's URL (as if behind a load balancer). */
   publicGatewayUrl = "";
   private readonly gatewayPorts: number[] = [];
+  private readonly metricsPorts: number[] = [];
 
   private constructor(private readonly opts: StackOptions) {}
 
@@ -142,7 +153,10 @@ export class Stack {
     requireBuilt("apps/gateway/dist/main.js");
     this.db = this.opts.database ?? (await createDatabase());
     const n = this.opts.gateways ?? 2;
-    for (let i = 0; i < n; i++) this.gatewayPorts.push(await freePort());
+    for (let i = 0; i < n; i++) {
+      this.gatewayPorts.push(await freePort());
+      this.metricsPorts.push(await freePort());
+    }
     this.publicGatewayUrl = `http://127.0.0.1:${this.gatewayPorts[0]}`;
 
     const apiEnv = {
@@ -167,6 +181,7 @@ export class Stack {
   gatewayEnv(index: number, extra: Record<string, string> = {}): Record<string, string> {
     return {
       GATEWAY_PORT: String(this.gatewayPorts[index]),
+      GATEWAY_METRICS_PORT: String(this.metricsPorts[index]),
       GATEWAY_HOST: "127.0.0.1",
       DATABASE_URL: this.db.url,
       REDIS_URL: this.redisUrl,
@@ -188,6 +203,8 @@ export class Stack {
   /** Starts (or restarts, on its old port) gateway node `index` and waits for `/readyz`. */
   async startGateway(index: number, extraEnv: Record<string, string> = {}): Promise<GatewayNode> {
     if (index >= this.gatewayPorts.length) this.gatewayPorts[index] = await freePort();
+    if (index >= this.metricsPorts.length || this.metricsPorts[index] === undefined)
+      this.metricsPorts[index] = await freePort();
     const previous = this.gateways[index];
     if (previous?.proc.running) await previous.proc.kill();
     const env = this.gatewayEnv(index, extraEnv);
@@ -198,6 +215,7 @@ export class Stack {
       nodeId: env.GATEWAY_NODE_ID ?? "",
       port: Number(env.GATEWAY_PORT),
       url: `http://127.0.0.1:${env.GATEWAY_PORT}`,
+      metricsUrl: `http://127.0.0.1:${env.GATEWAY_METRICS_PORT}`,
       proc: undefined as unknown as ManagedProcess,
       env,
     };

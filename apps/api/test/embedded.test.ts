@@ -21,6 +21,7 @@ describe("embedded entry", () => {
     API_PORT: "0",
     API_HOST: "127.0.0.1",
     GATEWAY_PORT: "0",
+    GATEWAY_METRICS_PORT: "0",
     GATEWAY_HOST: "127.0.0.1",
     LOG_LEVEL: "silent",
   });

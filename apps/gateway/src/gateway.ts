@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Db } from "@gatehouse/db";
@@ -49,7 +49,10 @@ export interface GatewayDeps {
 }
 
 export interface Gateway {
+  /** The agent-facing listener: MCP endpoints, protected resource metadata, /healthz, /readyz. */
   readonly server: Server;
+  /** The operator's listener (`config.metricsPort`): /metrics, /healthz, /readyz. */
+  readonly metricsServer: Server;
   readonly config: GatewayConfig;
   readonly metrics: CoreMetrics;
   readonly opsMetrics: GatewayMetrics;
@@ -57,7 +60,8 @@ export interface Gateway {
   readonly tenants: TenantConfigCache;
   /** Sessions with state on this node (for metrics and the node registry). */
   localSessions(): number;
-  listen(port?: number, host?: string): Promise<{ port: number }>;
+  /** Listens on `port` (agents) and on `config.metricsPort` (metrics); resolves with both bound ports. */
+  listen(port?: number, host?: string): Promise<{ port: number; metricsPort: number }>;
   /**
    * Graceful: readiness goes false, no new requests, GET streams end, in-flight calls get up to
    * `config.drainTimeoutMs` to finish (then they are cut), upstream connections close, audit flushes.
@@ -69,7 +73,7 @@ const MCP_PATH = /^\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
 const PRM_PATH = /^\/\.well-known\/oauth-protected-resource\/t\/([^/]+)\/mcp(?:\/([^/]+))?\/?$/;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const PROBE_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+const PROBE_PATHS = new Set(["/healthz", "/readyz"]);
 const HTTP_METHODS = new Set(["GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"]);
 
 function metricHttpMethod(m: string | undefined): string {
@@ -460,14 +464,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const r = await readiness();
       return sendJson(res, r.ready ? 200 : 503, { status: r.status, ...r.checks });
     }
-    if (rawPath === "/metrics") {
-      await readiness();
-      refreshGauges();
-      const body = await metrics.registry.metrics();
-      res.writeHead(200, { "content-type": metrics.registry.contentType });
-      res.end(body);
-      return;
-    }
     if (rejectForeignHost(req, res, hosts)) return;
     const mcp = MCP_PATH.exec(rawPath);
     if (mcp) {
@@ -527,6 +523,48 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       } else if (!res.writableEnded) res.end();
     });
   });
+  // Metrics are labelled by tenant, upstream and tool: they are served on the operator's port
+  // (GATEWAY_METRICS_PORT, loopback by default), optionally behind a bearer token, and never on the
+  // agents' port (issue 8).
+  const metricsToken = config.metricsToken ? Buffer.from(`Bearer ${config.metricsToken}`) : null;
+  const metricsServer = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const serve = async () => {
+      if (path === "/healthz") return sendJson(res, 200, { status: "ok", node: config.nodeId });
+      if (path === "/readyz") {
+        const r = await readiness();
+        return sendJson(res, r.ready ? 200 : 503, { status: r.ready ? "ready" : "not ready", ...r.checks });
+      }
+      if (path !== "/metrics")
+        return sendAppError(res, new AppError(ErrorCode.NOT_FOUND, `Nothing at ${path}.`));
+      if (metricsToken) {
+        const given = Buffer.from(String(req.headers.authorization ?? ""));
+        if (given.length !== metricsToken.length || !timingSafeEqual(given, metricsToken)) {
+          return sendAppError(
+            res,
+            new AppError(
+              ErrorCode.UNAUTHENTICATED,
+              "Metrics need Authorization: Bearer <GATEWAY_METRICS_TOKEN>.",
+            ),
+            null,
+            { "www-authenticate": "Bearer" },
+          );
+        }
+      }
+      await readiness();
+      refreshGauges();
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(body);
+    };
+    serve().catch((err: unknown) => {
+      logger.error({ err }, "metrics request failed");
+      if (!res.headersSent)
+        sendAppError(res, new AppError(ErrorCode.INTERNAL, "Metrics failed; see the log."));
+      else res.end();
+    });
+  });
+
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
     else socket.destroy();
@@ -544,6 +582,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   const gateway: Gateway = {
     server,
+    metricsServer,
     config,
     metrics,
     opsMetrics,
@@ -559,8 +598,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         });
       });
       const addr = server.address() as AddressInfo;
-      logger.info({ port: addr.port, host }, "gateway listening");
-      return { port: addr.port };
+      await new Promise<void>((resolve, reject) => {
+        metricsServer.once("error", reject);
+        metricsServer.listen(config.metricsPort, config.metricsHost, () => {
+          metricsServer.off("error", reject);
+          resolve();
+        });
+      }).catch((err: unknown) => {
+        server.close();
+        throw err;
+      });
+      const metricsPort = (metricsServer.address() as AddressInfo).port;
+      logger.info(
+        { port: addr.port, host, metricsPort, metricsHost: config.metricsHost },
+        "gateway listening",
+      );
+      return { port: addr.port, metricsPort };
     },
     async close() {
       if (closing) return;
@@ -589,6 +642,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       force.unref();
       await stopped;
       clearTimeout(force);
+      if (metricsServer.listening) {
+        const metricsStopped = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+        metricsServer.closeAllConnections();
+        await metricsStopped;
+      }
       await Promise.allSettled([upstreams.close(), tenants.close(), upstreamCredentials.stop()]);
       await audit.flush().catch((err: unknown) => logger.warn({ err }, "audit flush at shutdown failed"));
       if (!deps.sessions) await store.close();

@@ -39,6 +39,8 @@ export interface GatewayNode {
   readonly ops: Ops;
   /** The bound port (0 when not listening). */
   readonly port: number;
+  /** The bound metrics port (`/metrics`, `/healthz`, `/readyz`; 0 when not listening). */
+  readonly metricsPort: number;
   /**
    * Graceful: the gateway drains (readiness false, in-flight calls finish within
    * `config.drainTimeoutMs`), then ops flush the last audit batch, leave the node list, and close.
@@ -99,9 +101,10 @@ export async function startGatewayNode(o: GatewayNodeOptions): Promise<GatewayNo
     throw err;
   }
   let port = 0;
+  let metricsPort = 0;
   if (o.listen !== false) {
     try {
-      port = (await gateway.listen()).port;
+      ({ port, metricsPort } = await gateway.listen());
     } catch (err) {
       await gateway.close().catch(() => {});
       await ops.close().catch(() => {});
@@ -114,6 +117,7 @@ export async function startGatewayNode(o: GatewayNodeOptions): Promise<GatewayNo
     gateway,
     ops,
     port,
+    metricsPort,
     close() {
       closing ??= (async () => {
         await gateway.close();

@@ -73,6 +73,7 @@ async function startNode(env: Record<string, string>) {
     config: loadGatewayConfig({
       PUBLIC_GATEWAY_URL: "http://localhost:8080",
       SECRETS_KEY,
+      GATEWAY_METRICS_PORT: "0",
       ...env,
     }),
     db: h.db,

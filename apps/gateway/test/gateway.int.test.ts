@@ -234,13 +234,18 @@ afterAll(async () => {
 });
 
 describe("operations endpoints", () => {
-  it("answers /healthz, /readyz and /metrics", async () => {
+  it("answers /healthz and /readyz; /metrics only on the metrics port, never on the agents' one", async () => {
     expect((await fetch(`${nodeA.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${nodeA.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ database: true, bus: true });
-    const m = await (await fetch(`${nodeA.url}/metrics`)).text();
+    const m = await (await fetch(`${nodeA.metricsUrl}/metrics`)).text();
     expect(m).toContain("gatehouse_gateway_http_requests_total");
+    expect((await fetch(`${nodeA.metricsUrl}/readyz`)).status).toBe(200);
+    // Series are labelled by tenant, upstream and tool: nothing of them on the public port.
+    const pub = await fetch(`${nodeA.url}/metrics`);
+    expect(pub.status).toBe(404);
+    expect(await pub.text()).not.toContain("gatehouse_gateway");
   });
 });
 

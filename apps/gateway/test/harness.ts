@@ -19,6 +19,8 @@ export const SECRETS_KEY = randomBytes(32).toString("base64");
 export interface Node {
   gateway: Gateway;
   url: string;
+  /** The metrics listener: `http://127.0.0.1:<metricsPort>` (/metrics is not on `url`). */
+  metricsUrl: string;
   bus: RedisBus;
   store: RedisSessionStore;
   audit: ToolCallEvent[];
@@ -29,6 +31,8 @@ export interface Node {
 export interface OpsNode {
   node: GatewayNode;
   url: string;
+  /** The metrics listener: `http://127.0.0.1:<metricsPort>`. */
+  metricsUrl: string;
   nodeId: string;
   close(): Promise<void>;
 }
@@ -89,6 +93,7 @@ export async function createHarness(): Promise<Harness> {
         node,
         nodeId,
         url: `http://127.0.0.1:${node.port}`,
+        metricsUrl: `http://127.0.0.1:${node.metricsPort}`,
         async close() {
           if (closed) return;
           closed = true;
@@ -123,11 +128,12 @@ export async function createHarness(): Promise<Harness> {
         logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
         ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
       });
-      const { port } = await gateway.listen(0, "127.0.0.1");
+      const { port, metricsPort } = await gateway.listen(0, "127.0.0.1");
       let closed = false;
       const node: Node = {
         gateway,
         url: `http://127.0.0.1:${port}`,
+        metricsUrl: `http://127.0.0.1:${metricsPort}`,
         bus,
         store,
         audit: events,

@@ -113,7 +113,7 @@ class Agent {
 }
 
 async function metricsOf(node: OpsNode): Promise<string> {
-  return await (await fetch(`${node.url}/metrics`)).text();
+  return await (await fetch(`${node.metricsUrl}/metrics`)).text();
 }
 
 /** The value of one sample line, e.g. `name{a="b"}`; labels may appear in any order. */

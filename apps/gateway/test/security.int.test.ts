@@ -121,7 +121,7 @@ async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
 }
 
 async function metricsOf(node: Node): Promise<string> {
-  return await (await fetch(`${node.url}/metrics`)).text();
+  return await (await fetch(`${node.metricsUrl}/metrics`)).text();
 }
 
 beforeAll(async () => {
@@ -315,5 +315,27 @@ describe("upstream answers are bounded", () => {
     const hdrs = await session(limited, keyH, path());
     const r = await callTool(limited, path(), hdrs, "s_huge");
     expect(r.error).toMatchObject(overCap);
+  });
+});
+
+describe("metrics are not on the agents' port", () => {
+  it("the public port answers 404 for /metrics; the metrics port wants the token when one is set", async () => {
+    const node = await h.startNode({ config: { metricsToken: "scrape-me" } });
+    const pub = await fetch(`${node.url}/metrics`);
+    expect(pub.status).toBe(404);
+    expect(await pub.text()).not.toContain("gatehouse_gateway");
+    const anonymous = await fetch(`${node.metricsUrl}/metrics`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).not.toContain("gatehouse_gateway_http");
+    const wrong = await fetch(`${node.metricsUrl}/metrics`, {
+      headers: { authorization: "Bearer scrape-mf" },
+    });
+    expect(wrong.status).toBe(401);
+    const scraped = await fetch(`${node.metricsUrl}/metrics`, {
+      headers: { authorization: "Bearer scrape-me" },
+    });
+    expect(scraped.status).toBe(200);
+    expect(await scraped.text()).toContain("gatehouse_gateway_http_requests_total");
+    await node.close();
   });
 });

@@ -17,6 +17,15 @@ const optionalString = z
 export const GatewayEnvSchema = z.object({
   GATEWAY_PORT: int(0, 65535).default(8080),
   GATEWAY_HOST: z.string().min(1).default("0.0.0.0"),
+  /**
+   * Prometheus `/metrics` (and /healthz, /readyz) on a port of their own, never on the agent-facing
+   * one: series are labelled by tenant, upstream and tool. 0 = any free port.
+   */
+  GATEWAY_METRICS_PORT: int(0, 65535).default(9464),
+  /** Loopback by default: open it (e.g. 0.0.0.0) only where the scraper needs it. */
+  GATEWAY_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  /** When set, scrapes must send `Authorization: Bearer <token>`. */
+  GATEWAY_METRICS_TOKEN: optionalString,
   DATABASE_URL: optionalString,
   REDIS_URL: optionalString.pipe(z.string().url().optional()),
   REDIS_KEY_PREFIX: z.string().default("gatehouse:"),
@@ -71,6 +80,10 @@ export const GatewayEnvSchema = z.object({
 export interface GatewayConfig {
   port: number;
   host: string;
+  /** The metrics listener (never the agent-facing port); 0 = any free port. */
+  metricsPort: number;
+  metricsHost: string;
+  metricsToken: string | undefined;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
@@ -120,6 +133,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   return gatewayConfig({
     port: e.GATEWAY_PORT,
     host: e.GATEWAY_HOST,
+    metricsPort: e.GATEWAY_METRICS_PORT,
+    metricsHost: e.GATEWAY_METRICS_HOST,
+    metricsToken: e.GATEWAY_METRICS_TOKEN,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
@@ -154,13 +170,20 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   });
 }
 
-/** A complete config from a partial one, with the same defaults as the environment (for tests and the embedded entry). */
+/**
+ * A complete config from a partial one, with the same defaults as the environment (for tests and
+ * the embedded entry), except the metrics port: 0 (any free port), so nodes built in code never
+ * fight over 9464.
+ */
 export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConfig {
   const publicUrl = (partial.publicUrl ?? "http://localhost:8080").replace(/\/+$/, "");
   const publicApiUrl = (partial.publicApiUrl ?? "http://localhost:4000").replace(/\/+$/, "");
   return {
     port: 8080,
     host: "0.0.0.0",
+    metricsPort: 0,
+    metricsHost: "127.0.0.1",
+    metricsToken: undefined,
     databaseUrl: undefined,
     redisUrl: undefined,
     redisKeyPrefix: "gatehouse:",
