@@ -51,7 +51,7 @@ export const GatewayEnvSchema = z.object({
   /** Longest silence inside an upstream's answer once it started (0 = the upstream's request timeout). */
   GATEWAY_UPSTREAM_IDLE_TIMEOUT_MS: int(0, 3_600_000).default(0),
   /** After a failed connect, calls to that upstream fail fast for this long. */
-  GATEWAY_UPSTREAM_RETRY_AFTER_MS: int(0, 600_000).default(5000),
+  GATEWAY_UPSTREAM_RETRY_AFTER_MS: int(0, 600_000).default(2000),
   GATEWAY_STDIO_IDLE_TIMEOUT_MS: int(1000, 24 * 3600_000).default(5 * 60_000),
   GATEWAY_STDIO_MAX_LIFETIME_MS: int(1000, 7 * 24 * 3600_000).default(3600_000),
   /** Safety net besides the bus: compare cached config versions with the database this often (0 = off). */
@@ -69,7 +69,7 @@ export const GatewayEnvSchema = z.object({
   GATEWAY_DRAIN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   /** Consecutive failures that open an upstream's circuit, and how long it stays open. */
   GATEWAY_CIRCUIT_FAILURE_THRESHOLD: int(1, 1000).default(5),
-  GATEWAY_CIRCUIT_COOLDOWN_MS: int(100, 3_600_000).default(30_000),
+  GATEWAY_CIRCUIT_COOLDOWN_MS: int(100, 3_600_000).default(3000),
   /** OpenTelemetry: OTLP/HTTP base URL; unset = tracing off. */
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.string().url().optional()),
   /** `k1=v1,k2=v2` headers for the OTLP exporter (OpenTelemetry SDK environment spec). */
@@ -196,7 +196,7 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     sessionTtlSeconds: 3600,
     upstreamConnectTimeoutMs: 3000,
     upstreamTimeoutMs: 60_000,
-    upstreamRetryAfterMs: 5000,
+    upstreamRetryAfterMs: 2000,
     upstreamMaxMessageBytes: 16 * 1024 * 1024,
     upstreamIdleTimeoutMs: 0,
     stdioIdleTimeoutMs: 5 * 60_000,
@@ -207,7 +207,7 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     upstreamHttpLink: true,
     drainTimeoutMs: 10_000,
     circuitFailureThreshold: 5,
-    circuitCoolDownMs: 30_000,
+    circuitCoolDownMs: 3000,
     otlpEndpoint: undefined,
     otlpHeaders: {},
     logLevel: "info",

@@ -3,7 +3,7 @@ export type CircuitState = "closed" | "open" | "half_open";
 export interface CircuitBreakerOptions {
   /** Consecutive failures that open the circuit. Default 5. */
   failureThreshold?: number;
-  /** How long the circuit stays open before letting a probe through. Default 30 s. */
+  /** How long the circuit stays open before letting a probe through. Default 3 s (recovery within it once the upstream is back). */
   coolDownMs?: number;
   /** Probes allowed at once while half-open. Default 1. */
   halfOpenMaxCalls?: number;
@@ -47,7 +47,7 @@ export class CircuitBreaker {
 
   constructor(private readonly options: CircuitBreakerOptions = {}) {
     this.threshold = options.failureThreshold ?? 5;
-    this.coolDownMs = options.coolDownMs ?? 30_000;
+    this.coolDownMs = options.coolDownMs ?? 3000;
     this.halfOpenMax = options.halfOpenMaxCalls ?? 1;
     this.now = options.now ?? Date.now;
     if (this.threshold < 1) throw new RangeError("failureThreshold must be >= 1");
