@@ -119,7 +119,7 @@ export class ChaosStack {
 
   /** A gateway node's metric (first sample whose line starts with `name`, label filter optional). */
   async metric(node: number, name: string, labelPart = ""): Promise<number | undefined> {
-    const text = await (await fetch(`${this.stack.gateways[node]!.url}/metrics`)).text();
+    const text = await (await fetch(`${this.stack.gateways[node]!.metricsUrl}/metrics`)).text();
     const line = text
       .split("\n")
       .find((l) => l.startsWith(name) && l.includes(labelPart) && !l.startsWith("#"));
