@@ -1,6 +1,7 @@
 // Regressions for the holes of issue #8 closed in the control plane: each test here failed on the
 // code before its fix. Run on Postgres + Redis (the fixes are in services, not in the storage mode).
 import { randomUUID } from "node:crypto";
+import { createSealer } from "@gatehouse/shared/node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Harness, startDistributed } from "./harness.js";
 
@@ -109,5 +110,139 @@ describe("a tenant slug cannot be another tenant's id (#8.5)", () => {
       token: token.body.token,
     });
     expect(asSquatter.status).toBe(404);
+  });
+});
+
+describe("a change of destination never takes the secrets along (#8.4)", () => {
+  const sealer = () => createSealer(h.config.SECRETS_KEY);
+
+  test("PATCHing an upstream's url needs its bearer token and static headers sent again", async () => {
+    const t = await createTenant();
+    const created = await h.request("POST", `/v1/tenants/${t.slug}/upstreams`, {
+      body: {
+        name: "gh",
+        transport: "streamable-http",
+        url: "https://mcp.example.com/mcp",
+        headers: { "X-Key": "header-secret-1" },
+        auth: { mode: "bearer", token: "bearer-secret-1" },
+      },
+    });
+    expect(created.status).toBe(201);
+    const moved = "https://collector.example.net/mcp";
+    const stored = () => h.prisma.upstream.findFirstOrThrow({ where: { tenantId: t.id, name: "gh" } });
+
+    for (const body of [
+      { url: moved },
+      { url: moved, auth: { mode: "bearer", token: "********" }, headers: { "X-Key": "********" } },
+    ]) {
+      const res = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/gh`, { body });
+      expect(res.status).toBe(400);
+      expect(fieldsOf(res.body).sort()).toEqual(["auth.token", "headers.X-Key"]);
+      const row = await stored();
+      expect(row.url).toBe("https://mcp.example.com/mcp");
+      expect(sealer().unseal(row.authSecretSealed as string)).toBe("bearer-secret-1");
+    }
+    // Header auth the same way.
+    const header = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/gh`, {
+      body: { url: moved, auth: { mode: "header", headerName: "X-Api", value: "********" }, headers: {} },
+    });
+    expect(header.status).toBe(400);
+    expect(fieldsOf(header.body)).toEqual(["auth.value"]);
+
+    const ok = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/gh`, {
+      body: {
+        url: moved,
+        auth: { mode: "bearer", token: "bearer-secret-2" },
+        headers: { "X-Key": "header-secret-2" },
+      },
+    });
+    expect(ok.status).toBe(200);
+    const row = await stored();
+    expect(row.url).toBe(moved);
+    expect(sealer().unseal(row.authSecretSealed as string)).toBe("bearer-secret-2");
+    expect(sealer().unsealJson(row.headersSealed as string)).toEqual({ "X-Key": "header-secret-2" });
+    // Same url, other fields: the stored secrets stay, as before.
+    const rename = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/gh`, {
+      body: { description: "d" },
+    });
+    expect(rename.status).toBe(200);
+    expect(sealer().unseal((await stored()).authSecretSealed as string)).toBe("bearer-secret-2");
+  });
+
+  async function oauthSetup() {
+    const t = await createTenant();
+    const client = await h.request("POST", `/v1/tenants/${t.slug}/oauth-clients`, {
+      body: {
+        name: "as",
+        clientId: "gatehouse",
+        clientSecret: "client-secret-1",
+        authorizationEndpoint: "https://auth.example.com/authorize",
+        tokenEndpoint: "https://auth.example.com/token",
+      },
+    });
+    expect(client.status).toBe(201);
+    const up = await h.request("POST", `/v1/tenants/${t.slug}/upstreams`, {
+      body: {
+        name: "crm",
+        transport: "streamable-http",
+        url: "https://crm.example.com/mcp",
+        auth: { mode: "oauth-authorization-code", oauthClient: "as", perUser: true },
+      },
+    });
+    expect(up.status).toBe(201);
+    const upstreamId = up.body.id as string;
+    for (const subject of ["", "key:alice", "key:bob"]) {
+      await h.prisma.upstreamCredential.create({
+        data: {
+          tenantId: t.id,
+          upstreamId,
+          subject,
+          accessTokenSealed: sealer().seal(`access-${subject}`),
+          refreshTokenSealed: sealer().seal(`refresh-${subject}`),
+        },
+      });
+    }
+    return { t, upstreamId, clientId: client.body.id as string };
+  }
+
+  test("PATCHing an OAuth upstream's url deletes its stored (per-user) credentials", async () => {
+    const { t, upstreamId } = await oauthSetup();
+    const same = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/crm`, {
+      body: { description: "x" },
+    });
+    expect(same.status).toBe(200);
+    expect(await h.prisma.upstreamCredential.count({ where: { upstreamId } })).toBe(3);
+    const res = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/crm`, {
+      body: { url: "https://elsewhere.example.net/mcp" },
+    });
+    expect(res.status).toBe(200);
+    expect(await h.prisma.upstreamCredential.count({ where: { upstreamId } })).toBe(0);
+  });
+
+  test("PATCHing an OAuth client's token endpoint or issuer needs the secret again and drops the tokens", async () => {
+    const { t, upstreamId, clientId } = await oauthSetup();
+    const stored = () => h.prisma.oAuthClient.findUniqueOrThrow({ where: { id: clientId } });
+    const refused = await h.request("PATCH", `/v1/tenants/${t.slug}/oauth-clients/as`, {
+      body: { tokenEndpoint: "https://collector.example.net/token" },
+    });
+    expect(refused.status).toBe(400);
+    expect(fieldsOf(refused.body)).toEqual(["clientSecret"]);
+    expect((await stored()).tokenEndpoint).toBe("https://auth.example.com/token");
+    expect(await h.prisma.upstreamCredential.count({ where: { upstreamId } })).toBe(3);
+
+    const ok = await h.request("PATCH", `/v1/tenants/${t.slug}/oauth-clients/as`, {
+      body: { tokenEndpoint: "https://collector.example.net/token", clientSecret: "client-secret-2" },
+    });
+    expect(ok.status).toBe(200);
+    const row = await stored();
+    expect(row.tokenEndpoint).toBe("https://collector.example.net/token");
+    expect(sealer().unseal(row.clientSecretSealed as string)).toBe("client-secret-2");
+    expect(await h.prisma.upstreamCredential.count({ where: { upstreamId } })).toBe(0);
+    // Other fields keep the secret and the tokens.
+    const scopes = await h.request("PATCH", `/v1/tenants/${t.slug}/oauth-clients/as`, {
+      body: { scopes: ["a"] },
+    });
+    expect(scopes.status).toBe(200);
+    expect(sealer().unseal((await stored()).clientSecretSealed as string)).toBe("client-secret-2");
   });
 });

@@ -101,6 +101,18 @@ export class OAuthClientsService {
       merged,
       patch.clientSecret === undefined && existing.clientSecretSealed !== null,
     );
+    // Where the client secret and refresh tokens are sent: the token endpoint, given or discovered
+    // from the issuer. When it changes, the secret must be sent again and the tokens are dropped.
+    const destinationChanges =
+      (patch.issuer !== undefined && patch.issuer !== existing.issuer) ||
+      (patch.tokenEndpoint !== undefined && patch.tokenEndpoint !== existing.tokenEndpoint);
+    if (destinationChanges && existing.clientSecretSealed !== null && patch.clientSecret === undefined) {
+      errors.push({
+        path: "clientSecret",
+        message:
+          "The issuer or token endpoint changes, and the stored secret is never sent to a new destination: send clientSecret again (or null to remove it)",
+      });
+    }
     if (errors.length) {
       throw new AppError(
         ErrorCode.VALIDATION_FAILED,
@@ -114,6 +126,14 @@ export class OAuthClientsService {
       patch.authorizationEndpoint !== undefined
     ) {
       await this.checkServer(merged);
+    }
+    if (destinationChanges) {
+      await this.credentials.forgetDestination(
+        tenant.id,
+        (
+          await this.prisma.upstream.findMany({ where: { oauthClientId: existing.id }, select: { id: true } })
+        ).map((u) => u.id),
+      );
     }
     const data: Prisma.OAuthClientUpdateInput = {
       name: patch.name,

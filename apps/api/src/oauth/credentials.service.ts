@@ -18,7 +18,7 @@ import type { JobRunner } from "../jobs/job.types.js";
 import { JOB_RUNNER } from "../jobs/jobs.tokens.js";
 import { McpOAuthService } from "./mcp-oauth.service.js";
 import type { OAuthSettings } from "./oauth.config.js";
-import { CredentialRefreshJob, credentialGroup } from "./oauth.jobs.js";
+import { CredentialRefreshJob, credentialGroup, ReconcileJob } from "./oauth.jobs.js";
 import { OAUTH_METRICS, type OAuthMetrics } from "./oauth.metrics.js";
 import { OAUTH_SERVERS, OAUTH_SETTINGS } from "./oauth.tokens.js";
 import { describeOAuthError, type OAuthFailure } from "./oauth-errors.js";
@@ -313,6 +313,29 @@ export class CredentialsService {
       });
       // Only a credential that can be refreshed without a person comes back by itself.
       if (row.refreshTokenSealed || !row.accessTokenSealed) await this.enqueueNow(reset, { fresh: true });
+    }
+    return rows.length;
+  }
+
+  /**
+   * The upstreams' destination changed (an upstream's url, its OAuth client's token endpoint or
+   * issuer): every token obtained for the old one is deleted, gateways are told to drop them, and
+   * connect flows under way are void, so nothing is ever sent to the new destination. Runs before
+   * the change is stored. A reconcile then gets client-credentials tokens from the new destination;
+   * people reconnect their accounts (`UPSTREAM_AUTH_REQUIRED` with a link). Returns how many were deleted.
+   */
+  async forgetDestination(tenantId: string, upstreamIds: string[]): Promise<number> {
+    if (upstreamIds.length === 0) return 0;
+    const rows = await this.prisma.upstreamCredential.findMany({
+      where: { tenantId, upstreamId: { in: upstreamIds } },
+      select: { id: true, tenantId: true, upstreamId: true, subject: true },
+    });
+    await this.prisma.oAuthState.deleteMany({ where: { upstreamId: { in: upstreamIds } } });
+    for (const row of rows) await this.remove(row);
+    if (rows.length > 0) {
+      await this.jobs
+        .enqueue(ReconcileJob, { tenantId }, { jobId: `destination.${tenantId}.${Date.now()}` })
+        .catch((err: unknown) => this.log.warn({ err, tenantId }, "could not queue a reconcile"));
     }
     return rows.length;
   }

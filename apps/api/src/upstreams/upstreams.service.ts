@@ -22,6 +22,7 @@ import { ConfigVersionService } from "../common/config-version.service.js";
 import { iso, pageArgs, toPage } from "../common/pagination.js";
 import { TenantAccessService } from "../common/tenant-access.service.js";
 import { PRISMA, SEALER } from "../common/tokens.js";
+import { CredentialsService } from "../oauth/credentials.service.js";
 import { oauthAuthFromRow, oauthColumns } from "../oauth/upstream-auth.js";
 
 /** An upstream with its secrets unsealed: only ever in memory, never in a response or a log. */
@@ -52,6 +53,7 @@ export class UpstreamsService {
     @Inject(SEALER) private readonly sealer: Sealer,
     @Inject(TenantAccessService) private readonly access: TenantAccessService,
     @Inject(ConfigVersionService) private readonly versions: ConfigVersionService,
+    @Inject(CredentialsService) private readonly credentials: CredentialsService,
   ) {}
 
   async create(caller: Caller, ref: string, body: UpstreamCreate): Promise<UpstreamView> {
@@ -106,6 +108,16 @@ export class UpstreamsService {
 
   async update(caller: Caller, ref: string, name: string, patch: UpstreamUpdate): Promise<UpstreamView> {
     const tenant = await this.access.resolve(caller, ref, "write");
+    if (patch.url !== undefined) {
+      // A new destination: OAuth tokens obtained for the old url are deleted (and every gateway
+      // told) before the url changes, so no node can send them there. The merge runs first so that
+      // a PATCH refused for a secret not sent again (see `merge`) changes nothing.
+      const existing = await this.find(tenant.id, name);
+      if (existing.url !== patch.url) {
+        this.merge(this.unseal(existing), patch);
+        await this.credentials.forgetDestination(tenant.id, [existing.id]);
+      }
+    }
     // Read, merge and write inside the transaction: the version bump locks the tenant row first,
     // so two concurrent PATCHes cannot lose each other's changes.
     const row = await this.versions.write(tenant.id, async (tx) => {
@@ -157,6 +169,10 @@ export class UpstreamsService {
     if (patch.headers) next.headers = keepMasked(patch.headers, current.headers, "headers", errors);
     if (patch.env) next.env = keepMasked(patch.env, current.env, "env", errors);
     if (patch.auth) next.auth = keepMaskedAuth(patch.auth, current.auth, errors);
+    if (next.url !== null && next.url !== current.url) {
+      for (const e of secretsNotSentAgain(patch, next))
+        if (!errors.some((x) => x.path === e.path)) errors.push(e);
+    }
     errors.push(...upstreamTransportErrors(next));
     if (errors.length > 0) {
       throw new AppError(
@@ -274,6 +290,25 @@ function rejectMaskedSecrets(u: PlainUpstream): void {
       errors,
     );
   }
+}
+
+/**
+ * A secret an admin typed goes only to the url it was typed for: a PATCH that changes `url` must
+ * send every stored static secret again (bearer token, header value, each static header), real
+ * values, not the mask. The alternative, keeping them, once sent a tenant's token to a new host.
+ */
+function secretsNotSentAgain(patch: UpstreamUpdate, next: PlainUpstream): FieldError[] {
+  const message =
+    "The url changes, and stored secrets are never sent to a new destination: send this value again, or remove it";
+  const fresh = (v: string | undefined) => v !== undefined && v !== SECRET_MASK;
+  const out: FieldError[] = [];
+  if (next.auth.mode === "bearer" && !(patch.auth?.mode === "bearer" && fresh(patch.auth.token)))
+    out.push({ path: "auth.token", message });
+  if (next.auth.mode === "header" && !(patch.auth?.mode === "header" && fresh(patch.auth.value)))
+    out.push({ path: "auth.value", message });
+  for (const k of Object.keys(next.headers))
+    if (!fresh(patch.headers?.[k])) out.push({ path: `headers.${k}`, message });
+  return out;
 }
 
 function keepMasked(
