@@ -11,6 +11,7 @@ import { MembersModule } from "./members/members.module.js";
 import { UpstreamOAuthModule } from "./oauth/upstream-oauth.module.js";
 import { PolicyModule } from "./policy/policy.module.js";
 import { TenantsModule } from "./tenants/tenants.module.js";
+import { UpstreamTestModule } from "./upstream-test/upstream-test.module.js";
 import { UpstreamsModule } from "./upstreams/upstreams.module.js";
 
 @Module({})
@@ -33,6 +34,7 @@ export function appModule(deps: CoreDeps): DynamicModule {
       UpstreamOAuthModule,
       AuthModule,
       MembersModule,
+      UpstreamTestModule,
     ],
   };
 }

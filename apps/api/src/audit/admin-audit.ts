@@ -3,6 +3,7 @@ import { SECRET_MASK } from "@gatehouse/shared";
 /** Routes that use POST but change nothing: no admin event for them. Keyed `METHOD /route/pattern`. */
 export const READ_ONLY_ROUTES: ReadonlySet<string> = new Set([
   "POST /v1/tenants/:tenant/policy/simulate",
+  "POST /v1/tenants/:tenant/upstream-test",
   // Console sign-out belongs to no tenant and changes no configuration.
   "POST /v1/auth/sign-out",
   "POST /v1/auth/sign-out-everywhere",

@@ -29,6 +29,7 @@ import {
   TenantUpdateSchema,
   TenantViewSchema,
   UpstreamCreateSchema,
+  UpstreamTestResultSchema,
   UpstreamUpdateSchema,
   UpstreamViewSchema,
 } from "@gatehouse/shared";
@@ -83,6 +84,7 @@ const RESPONSE_SCHEMAS = {
   AuthProviders: AuthProvidersSchema,
   SignedIn: SignedInSchema,
   OidcStarted: OidcStartedSchema,
+  UpstreamTestResult: UpstreamTestResultSchema,
   Problem: ProblemSchema,
 } satisfies Record<string, z.ZodType>;
 

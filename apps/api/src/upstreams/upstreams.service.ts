@@ -261,6 +261,7 @@ export class UpstreamsService {
       enabled: row.enabled,
       timeoutMs: row.timeoutMs,
       toolsDiscoveredAt: iso(row.toolsDiscoveredAt),
+      toolCount: Array.isArray(row.tools) ? row.tools.length : null,
       health: row.health,
       healthCheckedAt: iso(row.healthCheckedAt),
       createdAt: iso(row.createdAt),

@@ -557,6 +557,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/upstream-test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test an upstream before saving it
+         * @description Connects with the given transport, headers and static auth, lists the tools once and stores nothing. `ok: false` with the error when it cannot connect.
+         */
+        post: operations["UpstreamTestController_test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant}/upstreams": {
         parameters: {
             query?: never;
@@ -1086,6 +1106,7 @@ export interface components {
             id: string;
             name: string;
             timeoutMs: number | null;
+            toolCount: number | null;
             toolPrefix: string;
             toolsDiscoveredAt: string | null;
             /** @enum {string} */
@@ -1147,6 +1168,15 @@ export interface components {
             transport: "streamable-http" | "sse" | "stdio";
             /** Format: uri */
             url?: string | null;
+        };
+        UpstreamTestResult: {
+            error: string | null;
+            latencyMs: number;
+            ok: boolean;
+            tools: {
+                description: string | null;
+                name: string;
+            }[];
         };
         UpstreamUpdate: {
             args?: string[];
@@ -3513,6 +3543,77 @@ export interface operations {
             };
             /** @description NOT_FOUND (also for objects of another tenant) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    UpstreamTestController_test: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's slug or id */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpstreamCreate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamTestResult"];
+                };
+            };
+            /** @description VALIDATION_FAILED (details name each bad field) or PARSE_ERROR */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description NOT_FOUND (also for objects of another tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description UNPROCESSABLE */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

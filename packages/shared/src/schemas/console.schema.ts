@@ -106,3 +106,13 @@ export const SESSION_COOKIE = "gatehouse_session";
 export const OIDC_STATE_COOKIE = "gatehouse_oidc";
 /** Header carrying the session's CSRF token on state-changing requests. */
 export const CSRF_HEADER = "x-csrf-token";
+
+/** `POST /v1/tenants/{tenant}/upstream-test`: what connecting to an unsaved upstream found. */
+export const UpstreamTestResultSchema = z.object({
+  ok: z.boolean(),
+  latencyMs: z.number().int(),
+  /** Why it could not connect or list tools. */
+  error: z.string().nullable(),
+  tools: z.array(z.object({ name: z.string(), description: z.string().nullable() })),
+});
+export type UpstreamTestResult = z.infer<typeof UpstreamTestResultSchema>;

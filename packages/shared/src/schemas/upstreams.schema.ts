@@ -179,6 +179,8 @@ export const UpstreamViewSchema = z.object({
   enabled: z.boolean(),
   timeoutMs: z.number().int().nullable(),
   toolsDiscoveredAt: z.string().nullable(),
+  /** How many tools the last discovery found; null before the first. */
+  toolCount: z.number().int().nullable(),
   health: z.string().nullable(),
   healthCheckedAt: z.string().nullable(),
   createdAt: z.string(),

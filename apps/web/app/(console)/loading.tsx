@@ -1,0 +1,7 @@
+export default function Loading() {
+  return (
+    <main id="main">
+      <p role="status">Loading…</p>
+    </main>
+  );
+}
