@@ -342,7 +342,7 @@ describe("graceful shutdown", () => {
 describe("embedded entry", () => {
   it("runs the API and a gateway node in one process on PGlite, and shuts down cleanly on SIGTERM", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "gatehouse-e2e-embedded-"));
-    const [apiPort, gwPort] = [await freePort(), await freePort()];
+    const [apiPort, gwPort, webPort] = [await freePort(), await freePort(), await freePort()];
     const adminToken = `adm_${"e".repeat(40)}`;
     const proc = new ManagedProcess(
       "embedded",
@@ -358,6 +358,7 @@ describe("embedded entry", () => {
           GATEWAY_PORT: String(gwPort),
           GATEWAY_METRICS_PORT: "0",
           GATEWAY_HOST: "127.0.0.1",
+          WEB_PORT: String(webPort),
           PUBLIC_GATEWAY_URL: `http://127.0.0.1:${gwPort}`,
           ADMIN_TOKEN: adminToken,
           LOG_LEVEL: "warn",
@@ -368,6 +369,11 @@ describe("embedded entry", () => {
       await waitForHttpOk(proc, `http://127.0.0.1:${gwPort}/readyz`, 90_000);
       await waitForHttpOk(proc, `http://127.0.0.1:${apiPort}/readyz`, 30_000);
       expect(proc.output()).toContain(`http://127.0.0.1:${gwPort}/t/{tenant}/mcp`);
+      // The console is served beside them, and its sign-in page reaches this API.
+      expect(proc.output()).toContain(`Console    http://127.0.0.1:${webPort}`);
+      const signIn = await fetch(`http://127.0.0.1:${webPort}/sign-in`);
+      expect(signIn.status).toBe(200);
+      expect(await signIn.text()).toContain("Admin token");
       const api = async (method: string, path: string, body?: unknown) => {
         const res = await fetch(`http://127.0.0.1:${apiPort}${path}`, {
           method,

@@ -16,6 +16,7 @@ import { z } from "zod";
 import { createApiApp } from "./app.js";
 import { createLogger } from "./common/logger.js";
 import { type ApiConfig, type ApiEnv, ConfigError, parseApiEnv } from "./config/api.config.js";
+import { startConsoleProcess } from "./console-process.js";
 
 const SecretsFileSchema = z.object({ ADMIN_TOKEN: z.string().min(16), SECRETS_KEY: z.string().min(1) });
 type SecretsFile = z.infer<typeof SecretsFileSchema>;
@@ -82,11 +83,37 @@ export function embeddedEnv(
   const parsed = EmbeddedEnvSchema.safeParse(processEnv);
   if (!parsed.success) throw new ConfigError("Invalid environment:\n  HOST: Must be a host name or address");
   const { HOST } = parsed.data;
+  const web = webEnv(processEnv);
+  const webShown = web.host === "0.0.0.0" || web.host === "::" ? "localhost" : web.host;
   return {
     ...processEnv,
     API_HOST: processEnv.API_HOST || HOST,
     GATEWAY_HOST: processEnv.GATEWAY_HOST || HOST,
+    // The console's OIDC redirect URI and cookies must name the address the browser uses.
+    CONSOLE_PUBLIC_URL:
+      processEnv.CONSOLE_PUBLIC_URL || (web.port ? `http://${webShown}:${web.port}` : undefined),
   };
+}
+
+const WebEnvSchema = z.object({
+  WEB_PORT: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .union([z.literal("off"), z.coerce.number().int().min(0).max(65535)])
+      .default(3000)
+      .transform((v) => (v === "off" ? null : v)),
+  ),
+});
+
+/** Where `npm start` serves the console: WEB_PORT (3000; 0 any free port; off none) on WEB_HOST (default HOST). */
+export function webEnv(processEnv: Record<string, string | undefined>): {
+  port: number | null;
+  host: string;
+} {
+  const parsed = WebEnvSchema.safeParse(processEnv);
+  if (!parsed.success)
+    throw new ConfigError("Invalid environment:\n  WEB_PORT: Must be a port number or off");
+  return { port: parsed.data.WEB_PORT, host: processEnv.WEB_HOST || processEnv.HOST || "127.0.0.1" };
 }
 
 export interface Embedded {
@@ -168,8 +195,27 @@ export async function startEmbedded(
     const gatewayUrl = localUrl(gateway.gateway.server.address(), gatewayEnv.host);
     // ──────────────────────────────────────────────────────────────────────────────────────
 
-    // ─── CONSOLE (issue 10): start it here on WEB_PORT / HOST, push its closer, and pass its URL
-    // to `banner` (`consoleUrl`), which prints it between the API and the gateway. ──────────────
+    // ─── CONSOLE: apps/web as a child process on WEB_PORT / WEB_HOST (default HOST), talking to
+    // this API. WEB_PORT=off leaves it out; a console that cannot start is said in the banner.
+    let consoleUrl: string | undefined;
+    let consoleNote: string | undefined;
+    const web = webEnv(processEnv);
+    if (web.port === null) consoleNote = "off (WEB_PORT=off)";
+    else {
+      try {
+        const started = await startConsoleProcess({
+          host: web.host,
+          port: web.port,
+          apiUrl,
+          env: processEnv,
+          log: (line) => logger.debug({ component: "web" }, line),
+        });
+        closers.push(() => started.close());
+        consoleUrl = started.url;
+      } catch (err) {
+        consoleNote = `not started: ${(err as Error).message}`;
+      }
+    }
 
     const dataDir = resolve(config.DATA_DIR);
     print(
@@ -181,6 +227,8 @@ export async function startEmbedded(
         bus: config.REDIS_URL ? "Redis (REDIS_URL)" : "in-process",
         secrets,
         hosts: [config.API_HOST, gatewayEnv.host],
+        ...(consoleUrl ? { consoleUrl } : {}),
+        ...(consoleNote ? { consoleNote } : {}),
       }),
     );
     const dataLocation =
@@ -208,14 +256,17 @@ function banner(o: {
   secrets: EmbeddedSecrets;
   /** The hosts the listeners are bound to. */
   hosts: string[];
-  /** The console's URL, once `npm start` runs it (issue 10). */
+  /** The console's URL when `npm start` runs it. */
   consoleUrl?: string;
+  /** Why the console is not running. */
+  consoleNote?: string;
 }): string {
   const lines = [
     "",
     "Gatehouse is running (embedded mode)",
     `  REST API   ${o.apiUrl}/v1   (OpenAPI: ${o.apiUrl}/docs)`,
-    ...(o.consoleUrl ? [`  Console    ${o.consoleUrl}`] : []),
+    ...(o.consoleUrl ? [`  Console    ${o.consoleUrl}   (sign in with the ADMIN_TOKEN)`] : []),
+    ...(o.consoleNote ? [`  Console    ${o.consoleNote}`] : []),
     `  Gateway    ${o.gatewayUrl}/t/{tenant}/mcp`,
     `  Database   ${o.database}`,
     `  Bus        ${o.bus}`,

@@ -23,6 +23,8 @@ describe("embedded entry", () => {
     GATEWAY_PORT: "0",
     GATEWAY_METRICS_PORT: "0",
     GATEWAY_HOST: "127.0.0.1",
+    // The console has its own test (test/e2e/gateway-ops.test.ts, embedded entry).
+    WEB_PORT: "off",
     LOG_LEVEL: "silent",
   });
 
