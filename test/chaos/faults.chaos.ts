@@ -15,6 +15,8 @@ printLogsOnFailure();
 const OUTAGE_MS = Number(process.env.CHAOS_OUTAGE_MS ?? 10_000);
 const SESSIONS = Number(process.env.CHAOS_SESSIONS ?? 4);
 const INTERVAL_MS = Number(process.env.CHAOS_INTERVAL_MS ?? 50);
+/** Lifetime of the OAuth upstream's access tokens (s): refreshed by a worker at half of it. */
+const TOKEN_TTL_S = 4;
 
 interface Figures {
   fault: string;
@@ -24,7 +26,7 @@ interface Figures {
   failedOther?: number;
   sessionsLost: number;
   auditLost: number;
-  /** From the moment the faulty part was back (or killed, for nodes) to the last failed call. */
+  /** From the moment the faulty part was back (or killed, for nodes) to the end of the last call sent after it that failed. */
   recoverMs: number;
   agentSaw: string;
   notes: string;
@@ -35,7 +37,7 @@ let c: ChaosStack;
 let lb: LoadBalancer;
 
 beforeAll(async () => {
-  c = await ChaosStack.start({ gateways: 2, workers: 2 });
+  c = await ChaosStack.start({ gateways: 2, workers: 2, oauthTokenTtl: TOKEN_TTL_S });
   lb = new LoadBalancer(() => c.stack.gateways.map((g) => g.url));
 }, 240_000);
 
@@ -63,7 +65,11 @@ afterAll(async () => {
 
 function summarize(records: CallRecord[]): string {
   const counts = new Map<string, number>();
-  for (const r of records) if (!r.ok) counts.set(r.error ?? "?", (counts.get(r.error ?? "?") ?? 0) + 1);
+  for (const r of records) {
+    if (r.ok) continue;
+    const k = `${r.tool}: ${r.error ?? "?"}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
   return [...counts].map(([e, n]) => `${n}× ${e}`).join("; ");
 }
 
@@ -76,7 +82,7 @@ async function measure(
   fault: () => Promise<number>,
   opts: { tools?: string[]; faultyTool?: string; settleMs?: number; notes?: string } = {},
 ): Promise<Figures> {
-  const tools = opts.tools ?? ["alpha_echo", "beta_echo"];
+  const tools = opts.tools ?? ["alpha_echo", "beta_echo", "gamma_whoami"];
   const traffic = new Traffic({
     url: c.stack.mcpUrl(TENANT),
     token: c.key,
@@ -109,7 +115,9 @@ async function measure(
   }
   const records = traffic.records;
   const failed = records.filter((r) => !r.ok);
-  const lastFail = Math.max(0, ...failed.map((r) => r.end));
+  // Calls sent after the part was back that still failed; calls caught by the fault itself (sent
+  // before, ending later, e.g. a hang's timeouts) count as failed, not as recovery time.
+  const lastFail = Math.max(0, ...failed.filter((r) => r.start >= backAt).map((r) => r.end));
   const figures: Figures = {
     fault: name,
     calls: records.length,
@@ -177,12 +185,20 @@ describe("Postgres", () => {
   });
 
   it(`unreachable for ${OUTAGE_MS / 1000} s: calls go on from the snapshots, audit is buffered`, async () => {
+    let api = "";
     const f = await measure("Postgres down", async () => {
       await c.pg.stop("immediate");
-      await sleep(OUTAGE_MS);
+      await sleep(2000);
+      // What an operator sees from the API meanwhile.
+      const r = await c.stack.admin.request<{ error?: { code?: string } }>("GET", `/v1/tenants/${TENANT}`);
+      const ready = await fetch(`${c.stack.api.url}/readyz`);
+      const gw = (await (await fetch(`${c.stack.gateways[0]!.url}/readyz`)).json()) as { status?: string };
+      api = `meanwhile: API GET tenant → ${r.status} ${r.body?.error?.code ?? ""}, API /readyz → ${ready.status}, gateway /readyz → ${gw.status}`;
+      await sleep(OUTAGE_MS - 2000);
       await c.pg.startServer();
       return Date.now();
     });
+    f.notes = api;
     expect.soft(f.sessionsLost).toBe(0);
     expect.soft(f.auditLost).toBe(0);
     expect.soft(f.failed).toBe(0);
@@ -277,5 +293,42 @@ describe("workers and the bus", () => {
     });
     f.notes = `all nodes at the last version ${converged} ms after a change whose event was never published (GATEWAY_CONFIG_RECHECK_MS=10000)`;
     expect.soft(f.failed).toBe(0);
+  });
+});
+
+describe(`OAuth upstream (client credentials, ${TOKEN_TTL_S} s tokens)`, () => {
+  it("a worker killed mid-refresh: no OAuth call fails while the other worker lives", async () => {
+    const f = await measure(
+      "worker SIGKILL mid-refresh (OAuth)",
+      async () => {
+        // Tokens are refreshed every TTL/2: after 1.5 lifetimes a refresh is due or running.
+        await sleep(TOKEN_TTL_S * 1500);
+        await c.workers[0]!.kill("SIGKILL");
+        const at = Date.now();
+        await sleep(TOKEN_TTL_S * 2000);
+        await c.startWorker(0);
+        return at;
+      },
+      { tools: ["gamma_whoami", "alpha_echo"], faultyTool: "gamma_whoami" },
+    );
+    expect.soft(f.failed).toBe(0);
+    expect.soft(f.sessionsLost).toBe(0);
+  });
+
+  it("all workers down for longer than a token's lifetime: the expired credential is refreshed on first use after", async () => {
+    const f = await measure(
+      "all workers down > token lifetime (OAuth)",
+      async () => {
+        await Promise.all(c.workers.map((w) => w.kill("SIGKILL")));
+        await sleep(TOKEN_TTL_S * 2000);
+        await c.startWorker(0);
+        await c.startWorker(1);
+        return Date.now();
+      },
+      { tools: ["gamma_whoami", "alpha_echo"], faultyTool: "gamma_whoami" },
+    );
+    expect.soft(f.sessionsLost).toBe(0);
+    expect.soft(f.failedOther).toBe(0);
+    expect.soft(f.recoverMs).toBeLessThanOrEqual(5000);
   });
 });

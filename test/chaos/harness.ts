@@ -3,6 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { createDb, type Db } from "@gatehouse/db";
 import { Redis } from "ioredis";
+import { type AuthServer, startAuthServer } from "../fixtures/oauth/auth-server.mjs";
+import { type ProtectedUpstream, startProtectedUpstream } from "../fixtures/oauth/protected-upstream.mjs";
 import { ALLOW_ALL } from "../support/admin-client.js";
 import { ChaosProxy } from "../support/chaos-proxy.js";
 import { PostgresServer } from "../support/postgres-server.js";
@@ -38,8 +40,13 @@ export class ChaosStack {
   key = "";
   tenantId = "";
   readonly workers: ManagedProcess[] = [];
+  /** With `oauthTokenTtl`: an authorization server and the `gamma` upstream it protects (client credentials). */
+  as?: AuthServer;
+  gamma?: ProtectedUpstream;
 
-  static async start(opts: { gateways?: number; workers?: number } = {}): Promise<ChaosStack> {
+  static async start(
+    opts: { gateways?: number; workers?: number; oauthTokenTtl?: number } = {},
+  ): Promise<ChaosStack> {
     const c = new ChaosStack();
     [c.redis, c.pg, c.alpha] = await Promise.all([
       RedisServer.start(),
@@ -64,6 +71,23 @@ export class ChaosStack {
     await c.stack.admin.createUpstream(TENANT, { name: "beta", url: c.proxy.url });
     await c.stack.admin.putPolicy(TENANT, ALLOW_ALL);
     c.key = (await c.stack.admin.createKey(TENANT, { name: "agents" })).key;
+    if (opts.oauthTokenTtl) {
+      c.as = await startAuthServer({ accessTokenTtl: opts.oauthTokenTtl });
+      c.gamma = await startProtectedUpstream({ issuer: c.as.issuer });
+      await c.stack.admin.ok("POST", `/v1/tenants/${TENANT}/oauth-clients`, {
+        name: "cc",
+        issuer: c.as.issuer,
+        clientId: "cc-client",
+        clientSecret: "cc-secret",
+        scopes: ["mcp:tools"],
+      });
+      await c.stack.admin.ok("POST", `/v1/tenants/${TENANT}/upstreams`, {
+        name: "gamma",
+        transport: "streamable-http",
+        url: c.gamma.url,
+        auth: { mode: "oauth-client-credentials", oauthClient: "cc", resource: c.gamma.resource },
+      });
+    }
     return c;
   }
 
@@ -141,6 +165,8 @@ export class ChaosStack {
     await this.stack?.stop();
     await this.db?.close().catch(() => {});
     await this.proxy?.close();
+    await this.gamma?.close();
+    await this.as?.close();
     await Promise.all([this.redis?.close(), this.pg?.close()]);
   }
 }

@@ -125,7 +125,10 @@ export class Traffic {
           timeout: 30_000,
         });
         const got = firstText(result);
-        const ok = got.endsWith(`:echo:${text}`) && !(result as { isError?: boolean }).isError;
+        // Echo tools must echo this call's text; others (OAuth `whoami`) must just not be an error.
+        const ok =
+          !(result as { isError?: boolean }).isError &&
+          (!tool.endsWith("_echo") || got.endsWith(`:echo:${text}`));
         this.records.push({ session, tool, text, start, end: Date.now(), ok, ...(ok ? {} : { error: got }) });
       } catch (err) {
         const error = describeError(err);
