@@ -65,6 +65,14 @@ export function toProblem(err: unknown, request: FastifyRequest, log: Logger): P
   }
   const prisma = prismaProblem(err);
   if (prisma) return prisma;
+  if (isDatabaseUnavailable(err)) {
+    log.warn({ reqId: request.id, err: (err as Error).message?.split("\n").pop() }, "database unavailable");
+    return {
+      status: 503,
+      code: ErrorCode.SERVICE_UNAVAILABLE,
+      message: "The database is unreachable; retry shortly (gateways go on serving meanwhile).",
+    };
+  }
 
   // Framework errors: no route, body that is not JSON, too large, wrong content type.
   const status = httpStatusOfFrameworkError(err);
@@ -113,6 +121,37 @@ function isPrismaKnownError(err: unknown): err is PrismaKnownError {
     (err as { name?: unknown }).name === "PrismaClientKnownRequestError" &&
     typeof (err as { code?: unknown }).code === "string"
   );
+}
+
+// Prisma's "cannot reach / lost the server / pool timed out" codes, the driver adapter's kinds for
+// the same, and Postgres SQLSTATE classes 08 (connection exception) and 57P (shutting down, starting).
+const UNAVAILABLE_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"]);
+const UNAVAILABLE_KINDS = new Set([
+  "DatabaseNotReachable",
+  "ConnectionClosed",
+  "SocketTimeout",
+  "TooManyConnections",
+]);
+
+/** True when the error says the database is away (down, restarting, unreachable), not that the query is wrong. */
+function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const e = err as {
+    name?: unknown;
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: Record<string, unknown> } };
+  };
+  if (typeof e.name !== "string" || !e.name.startsWith("PrismaClient")) return false;
+  if (typeof e.code === "string" && UNAVAILABLE_CODES.has(e.code)) return true;
+  const cause = e.meta?.driverAdapterError?.cause;
+  if (typeof cause?.kind === "string" && UNAVAILABLE_KINDS.has(cause.kind)) return true;
+  const sqlState =
+    typeof cause?.originalCode === "string"
+      ? cause.originalCode
+      : typeof cause?.code === "string"
+        ? cause.code
+        : "";
+  return /^(08|57P0)/.test(sqlState);
 }
 
 /** P2002 (unique) → 409 naming the field, P2025 (record missing) → 404. */
