@@ -2,69 +2,19 @@
 // version re-check on reconnect and every GATEWAY_CONFIG_RECHECK_MS). The nodes' bus runs on a
 // Redis of this test's own, which it stops and starts again: the key is deleted and the version
 // bumped while the subscriber is down, so no event reaches the nodes.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { RedisBus } from "@gatehouse/shared/node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisServer } from "../../../test/support/redis-server.js";
 import { loadGatewayConfig } from "../src/config/gateway.config.js";
 import { createGateway, type Gateway } from "../src/gateway.js";
 import { createHarness, type Harness, SECRETS_KEY, seedKey } from "./harness.js";
 
 let h: Harness;
-let redis: PrivateRedis;
+let redis: RedisServer;
 let tenant: { id: string; slug: string };
 const nodes: Array<{ gateway: Gateway; bus: RedisBus; url: string }> = [];
-
-/** A redis-server of our own on a free port (the shared one is never stopped). */
-class PrivateRedis {
-  private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    const proc = spawn(
-      "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    this.proc = proc;
-    await new Promise<void>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), 20_000);
-      proc.stdout?.on("data", (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("Ready to accept connections")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      proc.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code}):\n${out}`));
-      });
-    });
-  }
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once("exit", r));
-    proc.kill("SIGKILL");
-    await exited;
-    this.proc = null;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A node whose config comes from the environment variables the README documents. */
 async function startNode(env: Record<string, string>) {
@@ -125,8 +75,7 @@ async function revokeSilently(keyId: string): Promise<number> {
 
 beforeAll(async () => {
   h = await createHarness();
-  redis = new PrivateRedis(await freePort());
-  await redis.start();
+  redis = await RedisServer.start();
   const t = await h.db.prisma.tenant.create({
     data: { slug: `recheck-${randomBytes(3).toString("hex")}`, name: "Recheck" },
   });
@@ -138,7 +87,7 @@ afterAll(async () => {
     await n.gateway.close();
     await n.bus.close();
   }
-  await redis?.stop();
+  await redis?.close();
   await h?.close();
 });
 
@@ -149,7 +98,7 @@ describe("a revocation missed while the bus subscriber is down", () => {
     const k = await seedKey(h.db, tenant.id);
     for (const n of [rechecking, busOnly]) expect(await initialize(n.url, k.key)).toBe(200);
 
-    await redis.stop();
+    await redis.stop("SIGKILL");
     await until(
       "both subscribers to notice the outage",
       () => !rechecking.bus.connected && !busOnly.bus.connected,
@@ -167,7 +116,7 @@ describe("a revocation missed while the bus subscriber is down", () => {
     expect(busOnly.gateway.tenants.peek(tenant.id)?.version).toBeLessThan(version);
 
     // The bus comes back: the node without a periodic re-check catches up on reconnect.
-    await redis.start();
+    await redis.restart();
     await until(
       "the bus-only node to refuse the revoked key after reconnect",
       async () => (await initialize(busOnly.url, k.key)) === 401,
