@@ -42,7 +42,8 @@ describe("upstream OAuth across processes", () => {
           SECRETS_KEY: stack.secretsKey,
           WORKER_PORT: String(port),
           API_HOST: "127.0.0.1",
-          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+          // Everything a worker can say, so that a token in its log would show.
+          LOG_LEVEL: "debug",
         },
       },
     );
@@ -117,9 +118,16 @@ describe("upstream OAuth across processes", () => {
     const tenantId = String(tenant.body.id);
 
     const agent = new Client({ name: "agent", version: "1" });
+    // The access tokens the workers obtained, as they reach the upstream.
+    const accessTokens = new Set<string>();
     await agent.connect(
       new StreamableHTTPClientTransport(new URL(up.url), {
         authProvider: tokens.authProvider(tenantId, ref, "key:e2e-agent"),
+        fetch: (url, init) => {
+          const auth = new Headers(init?.headers).get("authorization");
+          if (auth?.startsWith("Bearer ")) accessTokens.add(auth.slice(7));
+          return fetch(url, init);
+        },
       }),
     );
     const failures: string[] = [];
@@ -159,6 +167,21 @@ describe("upstream OAuth across processes", () => {
     expect(items).toHaveLength(1);
     expect(items[0]).toMatchObject({ status: "active", lastRefreshError: null });
     expect(items[0]!.generation).toBeGreaterThanOrEqual(5);
+
+    // README: logs never contain tokens or secrets. Not the workers' (at debug), the API's or the
+    // gateway's: no access token they obtained, not the OAuth client's secret.
+    expect(accessTokens.size).toBeGreaterThanOrEqual(5);
+    const outputs = [
+      ...workers.map((w) => [w.proc.name, w.proc.output()] as const),
+      ["api", stack.api.proc.output()] as const,
+      ...stack.gateways.map((g) => [`gateway-${g.index}`, g.proc.output()] as const),
+    ];
+    expect(outputs[0]![1]).toContain('"level":20');
+    for (const [name, out] of outputs) {
+      for (const token of accessTokens)
+        expect(out.includes(token), `an access token in ${name}'s log`).toBe(false);
+      expect(out.includes("cc-secret"), `the client secret in ${name}'s log`).toBe(false);
+    }
 
     // The remaining worker's metrics count its token requests.
     await waitFor(
