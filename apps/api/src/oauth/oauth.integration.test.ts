@@ -671,6 +671,30 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
     expect(ccStored.authConfig).toMatchObject({ registration: "dynamic", resource: w.up.resource });
   }, 40_000);
 
+  it("serves its OAuth client ID metadata document, with no token, at the URL it names as client_id", async () => {
+    const fastify = w.app.getHttpAdapter().getInstance() as {
+      inject(o: { method: "GET"; url: string }): Promise<{
+        statusCode: number;
+        headers: Record<string, unknown>;
+        body: string;
+      }>;
+    };
+    const res = await fastify.inject({ method: "GET", url: "/v1/oauth/client-metadata.json" });
+    expect(res.statusCode).toBe(200);
+    expect(String(res.headers["content-type"])).toContain("application/json");
+    // OAuth Client ID Metadata Document (MCP authorization, 2025-11-25): client_id is the URL the
+    // document is served at; a public client (PKCE, no secret) whose redirect is our callback.
+    expect(JSON.parse(res.body)).toEqual({
+      client_id: `${PUBLIC_API_URL}/v1/oauth/client-metadata.json`,
+      client_name: "Gatehouse",
+      client_uri: PUBLIC_API_URL,
+      redirect_uris: [CALLBACK_URL],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+    });
+  });
+
   it("discovers tools and probes health of upstreams, and shows the jobs", async () => {
     const upstream = await w.prisma.upstream.findFirstOrThrow({
       where: { tenantId: w.tenant.id, name: "cc-upstream" },
