@@ -1,8 +1,7 @@
-// JWT auth against a locally served JWKS, anonymous opt-in, 2026-07-28 clients and upstreams,
+// JWT auth against a real authorization server (oidc-provider: discovery, JWKS, RFC 8707
+// audience-bound JWT access tokens), anonymous opt-in, 2026-07-28 clients and upstreams,
 // list_changed relay, the rate-limit seam, and stdio upstreams (server-everything) when allowed.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
   Client as ClientV2,
@@ -11,8 +10,13 @@ import {
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpError, ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
-import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type AuthServer,
+  CC_CLIENT,
+  RESOURCE_SCOPE,
+  startAuthServer,
+} from "../../../test/fixtures/oauth/auth-server.mjs";
 import { type Fixture, startFixture } from "./fixtures.js";
 import { createHarness, type Harness, type Node, seedKey } from "./harness.js";
 
@@ -24,9 +28,12 @@ let stdioNode: Node;
 let limited: Node;
 let fx: Fixture;
 let modern: { url: string; proc: ChildProcess } | null = null;
-let jwks: Server;
+let as: AuthServer;
+let stranger: AuthServer;
 let issuer: string;
-let privateKey: Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
+/** A client the policy gives no role; one whose tokens live one second. */
+const SALES = { id: "sales-client", secret: "sales-secret" };
+const SHORT = { id: "short-client", secret: "short-secret" };
 let tenant: { id: string; slug: string };
 let anon: { id: string; slug: string };
 let key: string;
@@ -52,18 +59,62 @@ async function startModernUpstream(): Promise<{ url: string; proc: ChildProcess 
   return { url: `http://127.0.0.1:${port}/mcp`, proc };
 }
 
+/** A client-credentials access token (RFC 8707 `resource` → `aud`) from the authorization server. */
 async function token(
-  claims: Record<string, unknown>,
-  opts: { aud?: string; exp?: string; iss?: string } = {},
-) {
-  return await new SignJWT(claims)
-    .setProtectedHeader({ alg: "RS256", kid: "k1" })
-    .setIssuer(opts.iss ?? issuer)
-    .setAudience(opts.aud ?? `http://localhost:8080/t/${tenant.slug}/mcp`)
-    .setSubject("alice")
-    .setIssuedAt()
-    .setExpirationTime(opts.exp ?? "5m")
-    .sign(privateKey);
+  opts: { client?: { id: string; secret: string }; resource?: string; server?: AuthServer } = {},
+): Promise<string> {
+  const server = opts.server ?? as;
+  const client = opts.client ?? CC_CLIENT;
+  const res = await fetch(`${server.issuer}/token`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      authorization: `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString("base64")}`,
+    },
+    body: new URLSearchParams({
+      grant_type: "client_credentials",
+      resource: opts.resource ?? `http://localhost:8080/t/${tenant.slug}/mcp`,
+      scope: RESOURCE_SCOPE,
+    }),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (!res.ok || !body.access_token)
+    throw new Error(`token request: HTTP ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** initialize with `token`: "200", or the status and the RFC 6750 error. */
+async function initialize(t: string): Promise<string> {
+  const res = await fetch(`${node.url}/t/${tenant.slug}/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${t}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    }),
+  });
+  await res.body?.cancel();
+  const session = res.headers.get("mcp-session-id");
+  if (session) {
+    // End it at once: these probes must not pile up against the per-principal session cap.
+    await fetch(`${node.url}/t/${tenant.slug}/mcp`, {
+      method: "DELETE",
+      headers: {
+        authorization: `Bearer ${t}`,
+        "mcp-session-id": session,
+        "mcp-protocol-version": "2025-11-25",
+      },
+    });
+  }
+  if (res.status === 200) return "200";
+  const challenge = res.headers.get("www-authenticate") ?? "";
+  return `${res.status}${challenge.includes('error="invalid_token"') ? " invalid_token" : ""}`;
 }
 
 async function v1(url: string, hdrs: Record<string, string>) {
@@ -75,17 +126,15 @@ async function v1(url: string, hdrs: Record<string, string>) {
 beforeAll(async () => {
   h = await createHarness();
   fx = await startFixture("fx");
-  const pair = await generateKeyPair("RS256");
-  privateKey = pair.privateKey;
-  const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "RS256", use: "sig" };
-  jwks = createServer((req, res) => {
-    res.writeHead(200, { "content-type": "application/json" });
-    if (req.url === "/.well-known/openid-configuration")
-      res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
-    else res.end(JSON.stringify({ keys: [jwk] }));
-  });
-  await new Promise<void>((r) => jwks.listen(0, "127.0.0.1", r));
-  issuer = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}`;
+  [as, stranger] = await Promise.all([
+    startAuthServer({
+      accessTokenTtl: 300,
+      extraClients: [SALES, SHORT],
+      accessTokenTtlFor: (id) => (id === SHORT.id ? 1 : undefined),
+    }),
+    startAuthServer({ accessTokenTtl: 300 }),
+  ]);
+  issuer = as.issuer;
   try {
     modern = await startModernUpstream();
   } catch {
@@ -120,14 +169,17 @@ beforeAll(async () => {
       enabled: true,
     },
   });
-  // discovered JWKS (no jwksUri), roles from a claim mapping
+  // discovered JWKS (no jwksUri), roles from a claim mapping (client_credentials tokens carry client_id)
   await h.db.prisma.identityProvider.create({
     data: {
       tenantId: t.id,
       name: "local",
       issuer,
       audiences: [],
-      claimMappings: [{ claim: "groups", value: "eng", role: "engineer" }],
+      claimMappings: [
+        { claim: "client_id", value: CC_CLIENT.id, role: "engineer" },
+        { claim: "client_id", value: SHORT.id, role: "engineer" },
+      ],
     },
   });
   await h.db.prisma.policy.create({
@@ -180,13 +232,14 @@ afterAll(async () => {
   await h?.close();
   await fx?.close();
   modern?.proc.kill();
-  jwks?.close();
+  await as?.close();
+  await stranger?.close();
 });
 
 describe("JWT from the tenant's identity provider", () => {
   it("accepts a valid token (JWKS discovered from the issuer) and maps roles from claims", async () => {
     const client = await v1(`${node.url}/t/${tenant.slug}/mcp`, {
-      authorization: `Bearer ${await token({ groups: ["eng"] })}`,
+      authorization: `Bearer ${await token()}`,
     });
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toContain("fx_echo");
@@ -195,42 +248,33 @@ describe("JWT from the tenant's identity provider", () => {
 
   it("a token without the mapped role sees nothing", async () => {
     const client = await v1(`${node.url}/t/${tenant.slug}/mcp`, {
-      authorization: `Bearer ${await token({ groups: ["sales"] })}`,
+      authorization: `Bearer ${await token({ client: SALES })}`,
     });
     expect((await client.listTools()).tools).toEqual([]);
     await client.close();
   });
 
-  it("rejects a wrong audience, an expired token and a foreign issuer with 401", async () => {
+  it("rejects a wrong audience, a foreign issuer and garbage with 401 invalid_token", async () => {
     const bad = [
-      await token({ groups: ["eng"] }, { aud: "http://localhost:8080/t/someone-else/mcp" }),
-      await token({ groups: ["eng"] }, { exp: "-1m" }),
-      await token({ groups: ["eng"] }, { iss: "http://127.0.0.1:9/" }),
+      await token({ resource: "http://localhost:8080/t/someone-else/mcp" }),
+      await token({ server: stranger }),
       "a.b.c",
     ];
-    for (const t of bad) {
-      const res = await fetch(`${node.url}/t/${tenant.slug}/mcp`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${t}`,
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "initialize",
-          params: {
-            protocolVersion: "2025-11-25",
-            capabilities: {},
-            clientInfo: { name: "x", version: "1" },
-          },
-        }),
-      });
-      expect(res.status).toBe(401);
-      expect(res.headers.get("www-authenticate")).toContain('error="invalid_token"');
-    }
+    for (const t of bad) expect(await initialize(t)).toBe("401 invalid_token");
   });
+
+  it("accepts a token until it expires, then refuses it", async () => {
+    // One-second tokens (plus the gateway's 5 s clock tolerance): waited out, not timed.
+    const short = await token({ client: SHORT });
+    expect(await initialize(short)).toBe("200");
+    const deadline = Date.now() + 30_000;
+    let status = "200";
+    while (status === "200" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = await initialize(short);
+    }
+    expect(status).toBe("401 invalid_token");
+  }, 40_000);
 
   it("lists the identity provider in the protected resource metadata", async () => {
     const res = await fetch(`${node.url}/.well-known/oauth-protected-resource/t/${tenant.slug}/mcp`);
