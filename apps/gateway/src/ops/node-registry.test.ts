@@ -50,9 +50,21 @@ describe("NodeRegistry (real Postgres)", () => {
     await a.start();
     await b.start();
     expect((await listLiveNodes(db.prisma, 10_000)).map((n) => n.id).sort()).toEqual(["node-1", "node-2"]);
-    // node-2 beats once a minute: with a 300 ms staleness window it falls out, node-1 stays.
-    await new Promise((r) => setTimeout(r, 400));
-    expect((await listLiveNodes(db.prisma, 300)).map((n) => n.id)).toEqual(["node-1"]);
+    // node-2 went silent a minute ago (its row says so); node-1 keeps beating. With a 30 s window
+    // node-2 is out and node-1 in, whatever the machine's speed: no race between beat and window.
+    const silentSince = new Date(Date.now() - 60_000);
+    await db.prisma.gatewayNode.update({ where: { id: "node-2" }, data: { lastHeartbeatAt: silentSince } });
+    const startedBeat = (await db.prisma.gatewayNode.findUniqueOrThrow({ where: { id: "node-1" } }))
+      .lastHeartbeatAt;
+    await expect
+      .poll(
+        async () =>
+          (await db.prisma.gatewayNode.findUniqueOrThrow({ where: { id: "node-1" } })).lastHeartbeatAt >
+          startedBeat,
+        { timeout: 15_000 },
+      )
+      .toBe(true);
+    expect((await listLiveNodes(db.prisma, 30_000)).map((n) => n.id)).toEqual(["node-1"]);
     await a.stop();
     await b.stop();
   });

@@ -172,19 +172,23 @@ describe("ResilientRateLimiter", () => {
   });
 
   it("falls back at once to a local bucket when Redis is on a dead port", async () => {
-    const redis = createRateLimitRedis(`redis://127.0.0.1:${await deadPort()}`);
+    const redis = createRateLimitRedis(`redis://127.0.0.1:${await deadPort()}`, {
+      commandTimeoutMs: 600_000,
+      connectTimeoutMs: 600_000,
+    });
     opened.push(redis);
     const changes: boolean[] = [];
     let localTakes = 0;
+    // "At once", not "after a timeout": the limiter's own command timeout is far past the test's,
+    // so only the dead connection itself can have sent these takes to the local bucket.
     const limiter = new ResilientRateLimiter(redis, {
       prefix,
+      timeoutMs: 600_000,
       onFallbackChange: (a) => changes.push(a),
       onFallbackTake: () => localTakes++,
     });
-    const started = performance.now();
     const results = [];
     for (let i = 0; i < 4; i++) results.push(await limiter.take("k", 3));
-    expect(performance.now() - started).toBeLessThan(50);
     expect(results.map((r) => r.ok)).toEqual([true, true, true, false]);
     expect(limiter.inFallback).toBe(true);
     expect(changes).toEqual([true]);
@@ -224,7 +228,8 @@ describe("ResilientRateLimiter", () => {
   it("answers locally when a Redis command hangs past the timeout", async () => {
     // A fake Redis that answers the handshake, then goes silent: a hung server, not a dead one.
     const fake = await startSilentRedis();
-    const redis = createRateLimitRedis(`redis://127.0.0.1:${fake.port}`, { commandTimeoutMs: 5_000 });
+    // ioredis would give up only after 10 minutes: an answer within the test's time is the limiter's own.
+    const redis = createRateLimitRedis(`redis://127.0.0.1:${fake.port}`, { commandTimeoutMs: 600_000 });
     opened.push(redis);
     await new Promise((r) => redis.once("ready", r));
     fake.silence();
@@ -234,9 +239,7 @@ describe("ResilientRateLimiter", () => {
       timeoutMs: 30,
       onFallbackChange: (a) => changes.push(a),
     });
-    const started = performance.now();
     const result = await limiter.take("slow", 10);
-    expect(performance.now() - started).toBeLessThan(200);
     expect(result).toMatchObject({ ok: true, remaining: 9 });
     expect(changes).toEqual([true]);
     await limiter.close();
