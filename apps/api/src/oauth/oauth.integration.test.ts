@@ -363,10 +363,10 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
     );
     const seenTokens = new Set<number>();
     const failures: string[] = [];
-    const started = Date.now();
+    const deadline = Date.now() + 60_000;
     let calls = 0;
-    // 4 lifetimes of a 3 s token.
-    while (Date.now() - started < 12_500) {
+    // Until four tokens (lifetimes of 3 s) have served calls; a bound, not a speed.
+    while (seenTokens.size < 4 && Date.now() < deadline) {
       try {
         const r = await agent.callTool({ name: "whoami", arguments: {} });
         const sc = r.structuredContent as { client_id: string; exp: number };
@@ -380,7 +380,7 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
     }
     await agent.close();
     expect(failures).toEqual([]);
-    expect(calls).toBeGreaterThan(40);
+    expect(calls).toBeGreaterThan(0);
     // The upstream never saw an expired or invalid token.
     expect(w.up.stats.unauthorized.expired ?? 0).toBe(before.expired ?? 0);
     expect(w.up.stats.unauthorized.invalid ?? 0).toBe(before.invalid ?? 0);
@@ -481,8 +481,23 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
     ]);
     expect(alice.sub).toBe("alice");
     expect(bob.sub).toBe("bob");
-    // Again after both were refreshed by the workers.
-    await sleep(3_500);
+    // Again after both were refreshed by the workers (waited for: each row's generation moves on).
+    const generations = async () =>
+      (
+        await w.prisma.upstreamCredential.findMany({
+          where: { upstreamId: upstream.id, subject: { in: ["key:alice-key", "sub:bob@example.com"] } },
+          orderBy: { subject: "asc" },
+        })
+      ).map((r) => r.generation);
+    const [g1, g2] = await generations();
+    await until(
+      async () => {
+        const [n1, n2] = await generations();
+        return n1! > g1! && n2! > g2!;
+      },
+      30_000,
+      "both credentials refreshed",
+    );
     expect((await w.whoami(upstream, "sub:bob@example.com")).sub).toBe("bob");
     expect((await w.whoami(upstream, "key:alice-key")).sub).toBe("alice");
 
@@ -775,11 +790,16 @@ describe("two workers", () => {
     for (const user of users) await w.connect("busy", { login: user, subject: `key:${user}` });
     const bus = new RedisBus({ url: REDIS_URL, keyPrefix: w.config.REDIS_KEY_PREFIX });
     try {
-      // For 8 s (4 lifetimes): every 100 ms, "gateway nodes" report 401s for random users, three
-      // at once, and an admin asks for a refresh now and then; the scheduled refreshes run too.
-      const until8s = Date.now() + 8_000;
+      // Until every user's credential was refreshed four times (a bound of 60 s, not a speed):
+      // every 100 ms "gateway nodes" report 401s for random users, three at once, and an admin asks
+      // for a refresh now and then; the scheduled refreshes run too.
+      const deadline = Date.now() + 60_000;
+      const refreshedEnough = async () =>
+        (await w.prisma.upstreamCredential.findMany({ where: { upstreamId: upstream.id } })).every(
+          (r) => r.generation >= 5,
+        );
       let round = 0;
-      while (Date.now() < until8s) {
+      while (Date.now() < deadline && !(round % 10 === 0 && (await refreshedEnough()))) {
         const user = users[round % users.length]!;
         const row = await w.prisma.upstreamCredential.findUniqueOrThrow({
           where: { upstreamId_subject: { upstreamId: upstream.id, subject: `key:${user}` } },
