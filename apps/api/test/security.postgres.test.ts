@@ -1,7 +1,7 @@
 // Regressions for the holes of issue #8 closed in the control plane: each test here failed on the
 // code before its fix. Run on Postgres + Redis (the fixes are in services, not in the storage mode).
 import { randomUUID } from "node:crypto";
-import { createSealer } from "@gatehouse/shared/node";
+import { connectLink, createSealer, UpstreamTokens } from "@gatehouse/shared/node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { type Harness, startDistributed } from "./harness.js";
 
@@ -244,5 +244,94 @@ describe("a change of destination never takes the secrets along (#8.4)", () => {
     });
     expect(scopes.status).toBe(200);
     expect(sealer().unseal((await stored()).clientSecretSealed as string)).toBe("client-secret-2");
+  });
+});
+
+describe("reconnect links connect only the asking principal's own credential, once (#8.7)", () => {
+  const sealer = () => createSealer(h.config.SECRETS_KEY);
+  const open = (link: string) => {
+    const u = new URL(link);
+    return h.request("GET", `${u.pathname}${u.search}`, { token: null });
+  };
+
+  async function oauthUpstream(perUser: boolean) {
+    const t = await createTenant();
+    expect(
+      (
+        await h.request("POST", `/v1/tenants/${t.slug}/oauth-clients`, {
+          body: {
+            name: "as",
+            clientId: "gatehouse",
+            authMethod: "none",
+            authorizationEndpoint: "https://auth.example.com/authorize",
+            tokenEndpoint: "https://auth.example.com/token",
+          },
+        })
+      ).status,
+    ).toBe(201);
+    const up = await h.request("POST", `/v1/tenants/${t.slug}/upstreams`, {
+      body: {
+        name: "crm",
+        transport: "streamable-http",
+        url: "https://crm.example.com/mcp",
+        auth: { mode: "oauth-authorization-code", oauthClient: "as", ...(perUser ? { perUser: true } : {}) },
+      },
+    });
+    expect(up.status).toBe(201);
+    return {
+      t,
+      upstream: {
+        id: up.body.id as string,
+        name: "crm",
+        authMode: up.body.auth.mode,
+        authConfig: { perUser },
+      },
+    };
+  }
+
+  function tokens() {
+    return new UpstreamTokens({
+      bus: { publish: async () => {}, subscribe: async () => async () => {}, onReconnect: () => {} } as never,
+      sealer: sealer(),
+      load: async () => null,
+      apiBaseUrl: "http://api.test",
+    });
+  }
+
+  test("a shared credential gets no link from the gateway; a forged shared ticket connects nothing", async () => {
+    const { t, upstream } = await oauthUpstream(false);
+    const err = (await tokens()
+      .token(t.id, upstream, "key:someone")
+      .catch((e: unknown) => e)) as { code: string; message: string; details: Record<string, unknown> };
+    expect(err.code).toBe("UPSTREAM_AUTH_REQUIRED");
+    expect(err.details.connectUrl).toBeUndefined();
+    expect(err.message).toContain("tenant admin");
+    // A link for the shared credential (as the old code handed out) is refused when opened.
+    const shared = connectLink(sealer(), "http://api.test", {
+      tenantId: t.id,
+      upstreamId: upstream.id,
+      subject: "",
+    });
+    const res = await open(shared);
+    expect(res.status).toBe(400);
+    expect(res.body).toContain("tenant admin");
+    expect(await h.prisma.oAuthState.count({ where: { upstreamId: upstream.id } })).toBe(0);
+  });
+
+  test("a per-user link is bound to its principal and works once", async () => {
+    const { t, upstream } = await oauthUpstream(true);
+    const err = (await tokens()
+      .token(t.id, upstream, "key:alice")
+      .catch((e: unknown) => e)) as { code: string; details: { connectUrl: string } };
+    expect(err.code).toBe("UPSTREAM_AUTH_REQUIRED");
+    const first = await open(err.details.connectUrl);
+    expect(first.status).toBe(302);
+    expect(String(first.headers.location)).toMatch(/^https:\/\/auth\.example\.com\/authorize\?/);
+    const states = await h.prisma.oAuthState.findMany({ where: { upstreamId: upstream.id } });
+    expect(states.map((s) => s.subject)).toEqual(["key:alice"]);
+    const again = await open(err.details.connectUrl);
+    expect(again.status).toBe(400);
+    expect(again.body).toContain("already used");
+    expect(await h.prisma.oAuthState.count({ where: { upstreamId: upstream.id } })).toBe(1);
   });
 });

@@ -163,12 +163,36 @@ export class ConnectService {
         "This connect link is invalid or has expired. Call the tool again to get a fresh link.",
       );
     }
+    // A link connects its principal's own per-user credential, nothing shared (that is a tenant
+    // admin's POST …/connect), and works once: the first to open it records its nonce.
+    if (ticket.subject === "") {
+      throw new AppError(
+        ErrorCode.FORBIDDEN,
+        "A shared upstream account is connected by a tenant admin (POST /v1/tenants/{tenant}/upstreams/{name}/connect), not by a link.",
+      );
+    }
+    const used = await this.prisma.connectTicketUse
+      .create({ data: { nonceHash: hashState(`ticket:${ticket.nonce}`), expiresAt: new Date(ticket.exp) } })
+      .then(() => false)
+      .catch(() => true);
+    if (used) {
+      throw new AppError(
+        ErrorCode.VALIDATION_FAILED,
+        "This connect link was already used. Call the tool again to get a fresh link.",
+      );
+    }
     const upstream = await this.prisma.upstream.findFirst({
       where: { id: ticket.upstreamId, tenantId: ticket.tenantId },
       include: { oauthClient: true },
     });
     if (!upstream)
       throw new AppError(ErrorCode.NOT_FOUND, "The upstream of this connect link no longer exists");
+    if (!readOAuthAuthConfig(upstream.authConfig).perUser) {
+      throw new AppError(
+        ErrorCode.FORBIDDEN,
+        `Upstream ${upstream.name} now has one shared account; a tenant admin connects it.`,
+      );
+    }
     return this.start(upstream, {
       subject: ticket.subject,
       createdBy: `connect-link:${ticket.subject || "shared"}`,
@@ -269,6 +293,7 @@ export class ConnectService {
   /** Drops connect states nobody came back for. */
   async purgeExpired(): Promise<number> {
     const { count } = await this.prisma.oAuthState.deleteMany({ where: { expiresAt: { lt: new Date() } } });
+    await this.prisma.connectTicketUse.deleteMany({ where: { expiresAt: { lt: new Date() } } });
     return count;
   }
 }

@@ -9,7 +9,7 @@ import {
   readOAuthAuthConfig,
   type UpstreamCredentialView,
 } from "@gatehouse/shared";
-import { connectLink, type Sealer } from "@gatehouse/shared/node";
+import type { Sealer } from "@gatehouse/shared/node";
 import { Inject, Injectable } from "@nestjs/common";
 import * as oidc from "openid-client";
 import type { Logger } from "pino";
@@ -369,22 +369,15 @@ export class CredentialsService {
       lastRefreshAt: cred.lastRefreshAt?.toISOString() ?? null,
       lastRefreshError: cred.lastRefreshError,
       failureCount: cred.failureCount,
-      connectUrl: grant === "authorization_code" ? this.connectUrl(cred) : null,
+      // Reconnect links go only to the principal itself (in its UPSTREAM_AUTH_REQUIRED answer):
+      // a link listed here could bind whoever opens it to someone else's credential.
+      connectUrl: null,
       jobs: (await this.jobs.listGroup(credentialGroup(cred.id), 10)) as unknown as Array<
         Record<string, unknown>
       >,
       createdAt: cred.createdAt.toISOString(),
       updatedAt: cred.updatedAt.toISOString(),
     };
-  }
-
-  /** A reconnect link (valid 15 minutes) for a person to connect this credential's account. */
-  connectUrl(cred: Pick<UpstreamCredential, "tenantId" | "upstreamId" | "subject">): string {
-    return connectLink(this.sealer, this.settings.publicApiUrl, {
-      tenantId: cred.tenantId,
-      upstreamId: cred.upstreamId,
-      subject: cred.subject,
-    });
   }
 
   private async requestTokens(

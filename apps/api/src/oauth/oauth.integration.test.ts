@@ -525,6 +525,12 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
       .inject({ method: "GET", url: `${callback.pathname}${callback.search}` });
     expect(finished.statusCode).toBe(200);
     expect((await w.whoami(upstream, "key:carol-key")).sub).toBe("carol");
+    // The link worked once.
+    const reused = await w.app
+      .getHttpAdapter()
+      .getInstance()
+      .inject({ method: "GET", url: `${link.pathname}${link.search}` });
+    expect(reused.statusCode).toBe(400);
     const subjects = (
       await w.request("GET", `/v1/tenants/${w.tenant.slug}/upstreams/per-user/credentials`)
     ).body.items.map((c: { subject: string }) => c.subject);
@@ -572,7 +578,8 @@ describe("upstream OAuth, against a real authorization server and upstream", () 
       status: "needs_reconnect",
       lastRefreshError: expect.stringMatching(/invalid_grant/),
     });
-    expect(view.connectUrl).toMatch(/\/v1\/oauth\/connect\?ticket=/);
+    // Links go only to the principal itself, in its UPSTREAM_AUTH_REQUIRED answer (below).
+    expect(view.connectUrl).toBeNull();
     const audit = await w.prisma.auditEvent.findFirst({
       where: { tenantId: w.tenant.id, outcome: "needs_reconnect" },
     });

@@ -89,8 +89,7 @@ export class UpstreamOAuthService {
       // 422, not 401: the admin's own token is fine, the upstream account is not.
       throw new AppError(
         ErrorCode.UNPROCESSABLE,
-        `The credential needs to be reconnected (${cred.lastRefreshError ?? "refresh refused"}): a person must connect the account again (POST …/connect, or the connectUrl)`,
-        { connectUrl: this.credentials.connectUrl(cred) },
+        `The credential needs to be reconnected (${cred.lastRefreshError ?? "refresh refused"}): connect the account again (POST …/connect as a tenant admin; a per-user principal also gets a link of its own on its next call)`,
       );
     }
     if (cred.status === "needs_reconnect") {

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { type Bus, BusChannel, type CredentialEvent, CredentialEventSchema } from "../bus.js";
 import { AppError, ErrorCode } from "../errors.js";
 import {
@@ -58,7 +59,10 @@ export interface UpstreamTokensOptions {
 export interface ConnectTicket {
   tenantId: string;
   upstreamId: string;
+  /** The per-user credential subject of the principal the link was made for; never "" (shared). */
   subject: string;
+  /** Random; the API records it when the link is opened, so each link works once. */
+  nonce: string;
   /** Epoch ms. */
   exp: number;
 }
@@ -72,10 +76,11 @@ export function sealConnectTicket(sealer: Sealer, ticket: ConnectTicket): string
 export function connectLink(
   sealer: Sealer,
   apiBaseUrl: string,
-  ref: Omit<ConnectTicket, "exp">,
+  ref: Omit<ConnectTicket, "exp" | "nonce">,
   ttlMs = 15 * 60_000,
 ): string {
-  const ticket = sealConnectTicket(sealer, { ...ref, exp: Date.now() + ttlMs });
+  const nonce = randomBytes(16).toString("base64url");
+  const ticket = sealConnectTicket(sealer, { ...ref, nonce, exp: Date.now() + ttlMs });
   return `${apiBaseUrl.replace(/\/+$/, "")}/v1/oauth/connect?ticket=${encodeURIComponent(ticket)}`;
 }
 
@@ -85,7 +90,8 @@ export function openConnectTicket(sealer: Sealer, sealed: string, now = Date.now
     const t = sealer.unsealJson<Partial<ConnectTicket> & { k?: string }>(sealed);
     if (t.k !== "connect" || typeof t.tenantId !== "string" || typeof t.upstreamId !== "string") return null;
     if (typeof t.subject !== "string" || typeof t.exp !== "number" || t.exp < now) return null;
-    return { tenantId: t.tenantId, upstreamId: t.upstreamId, subject: t.subject, exp: t.exp };
+    if (typeof t.nonce !== "string" || t.nonce.length < 16) return null;
+    return { tenantId: t.tenantId, upstreamId: t.upstreamId, subject: t.subject, nonce: t.nonce, exp: t.exp };
   } catch {
     return null;
   }
@@ -205,9 +211,13 @@ export class UpstreamTokens {
     };
   }
 
-  /** The link a person opens to (re)connect this credential; null for client-credentials upstreams. */
+  /**
+   * The link the calling principal opens to (re)connect its own per-user credential: single-use,
+   * bound to that subject. Null for a shared credential (only a tenant admin may connect one, through
+   * the authenticated `POST …/connect`) and for client-credentials upstreams.
+   */
   connectUrl(tenantId: string, upstream: OAuthUpstreamRef, subject: string): string | null {
-    if (this.grant(upstream) === "client_credentials") return null;
+    if (this.grant(upstream) === "client_credentials" || subject === "") return null;
     return connectLink(
       this.options.sealer,
       this.options.apiBaseUrl,
@@ -353,8 +363,10 @@ export class UpstreamTokens {
     const connectUrl = this.connectUrl(tenantId, upstream, subject);
     const why = reason ? ` (${reason})` : "";
     const message = connectUrl
-      ? `Upstream ${upstream.name} needs ${subject ? "your" : "an"} account to be connected${why}. Open ${connectUrl} to connect it, then retry.`
-      : `Upstream ${upstream.name} refused the platform's OAuth client credentials${why}. An admin must fix the upstream's OAuth client.`;
+      ? `Upstream ${upstream.name} needs your account to be connected${why}. Open ${connectUrl} to connect it, then retry.`
+      : this.grant(upstream) === "client_credentials"
+        ? `Upstream ${upstream.name} refused the platform's OAuth client credentials${why}. An admin must fix the upstream's OAuth client.`
+        : `Upstream ${upstream.name} needs its shared account to be connected${why}. A tenant admin must connect it (POST /v1/tenants/{tenant}/upstreams/${upstream.name}/connect), then retry.`;
     return new AppError(ErrorCode.UPSTREAM_AUTH_REQUIRED, message, {
       upstream: upstream.name,
       ...(connectUrl ? { connectUrl } : {}),
