@@ -20,7 +20,7 @@ export default async function ConsoleLayout({ children }: { children: ReactNode 
         </Link>
         <span className="who">
           {who}
-          {me.platformAdmin ? " · platform admin" : ""}
+          {me.platformAdmin && who !== "Platform admin" ? " · platform admin" : ""}
         </span>
         <form action={setTheme} className="actions" aria-label="Theme">
           <label htmlFor="theme" className="sr-only">

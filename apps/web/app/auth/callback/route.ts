@@ -1,8 +1,9 @@
 import { ApiError, ok } from "@gatehouse/api-client";
 import { OIDC_STATE_COOKIE } from "@gatehouse/shared";
-import { type NextRequest, NextResponse } from "next/server";
+import type { NextRequest } from "next/server";
 import { anonymousApi } from "@/lib/api";
 import { relayCookies } from "@/lib/cookies";
+import { seeOther } from "@/lib/redirect";
 
 // The IdP redirects here (CONSOLE_PUBLIC_URL/auth/callback). The API checks state, nonce and PKCE
 // with the flow cookie, then starts the session; its cookies are relayed to the browser.
@@ -17,9 +18,9 @@ export async function GET(request: NextRequest) {
     );
     const signedIn = await ok(call);
     await relayCookies((await call).response);
-    return NextResponse.redirect(new URL(signedIn.returnTo ?? "/tenants", request.url), 303);
+    return seeOther(signedIn.returnTo ?? "/tenants");
   } catch (err) {
     const message = err instanceof ApiError ? err.message : "The sign-in failed";
-    return NextResponse.redirect(new URL(`/sign-in?error=${encodeURIComponent(message)}`, request.url), 303);
+    return seeOther(`/sign-in?error=${encodeURIComponent(message)}`);
   }
 }

@@ -2,6 +2,7 @@ import { ApiError, ok } from "@gatehouse/api-client";
 import { type NextRequest, NextResponse } from "next/server";
 import { anonymousApi } from "@/lib/api";
 import { relayCookies } from "@/lib/cookies";
+import { seeOther } from "@/lib/redirect";
 
 // POST from the sign-in page: ask the API for the IdP's authorization URL (it sets the sealed flow
 // cookie: state, nonce, PKCE verifier) and send the browser there.
@@ -14,6 +15,6 @@ export async function POST(request: NextRequest) {
     return NextResponse.redirect(authorizationUrl, 303);
   } catch (err) {
     const message = err instanceof ApiError ? err.message : "The sign-in could not start";
-    return NextResponse.redirect(new URL(`/sign-in?error=${encodeURIComponent(message)}`, request.url), 303);
+    return seeOther(`/sign-in?error=${encodeURIComponent(message)}`);
   }
 }
