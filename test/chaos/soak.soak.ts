@@ -97,6 +97,7 @@ function chart(rows: Sample[]): string {
   );
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">`,
+    "<title>Soak: gateway RSS, heap and handles, Redis keys and Postgres connections over time</title>",
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#999"/>`,
     `<line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="#999"/>`,
