@@ -368,6 +368,8 @@ describe("embedded entry", () => {
     try {
       await waitForHttpOk(proc, `http://127.0.0.1:${gwPort}/readyz`, 90_000);
       await waitForHttpOk(proc, `http://127.0.0.1:${apiPort}/readyz`, 30_000);
+      // The banner comes once everything, the console included, is up.
+      await proc.waitForLine(/^\s+Console\s+/, 90_000);
       expect(proc.output()).toContain(`http://127.0.0.1:${gwPort}/t/{tenant}/mcp`);
       // The console is served beside them, and its sign-in page reaches this API.
       expect(proc.output()).toContain(`Console    http://127.0.0.1:${webPort}`);

@@ -309,8 +309,10 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  // Not `once(sig, stop)`: a signal listener's second argument is the signal number, which would
+  // become the exit code (SIGTERM → 15).
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
   // Last resort: an error nothing caught is logged, the process drains and exits 1 (its state is
   // unknown); a stray rejection is logged and the process goes on.
   process.on("uncaughtException", (err) => {
