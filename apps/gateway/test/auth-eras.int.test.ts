@@ -214,7 +214,9 @@ beforeAll(async () => {
     },
   });
   node = await h.startNode();
-  stdioNode = await h.startNode({ allowStdio: true });
+  // Spawning server-everything takes seconds on a loaded machine: the harness's 1.5 s connect bound
+  // would make this a test of the machine's speed.
+  stdioNode = await h.startNode({ allowStdio: true, config: { upstreamConnectTimeoutMs: 15_000 } });
   // A token bucket stand-in: allows `perMinute` takes per key, then refuses.
   const counts = new Map<string, number>();
   limited = await h.startNode({
