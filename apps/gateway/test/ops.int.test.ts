@@ -374,6 +374,36 @@ describe("hard limits", () => {
     }
   });
 
+  it("one caller whose calls time out opens only its own circuit, not the tenant's", async () => {
+    const node = await h.startOpsNode({ circuitFailureThreshold: 2, circuitCoolDownMs: 60_000 });
+    try {
+      const t = await tenantWith();
+      await db.prisma.upstream.updateMany({ where: { tenantId: t.id }, data: { timeoutMs: 200 } });
+      const [k1, k2] = [await seedKey(db, t.id), await seedKey(db, t.id)];
+      const noisy = await new Agent(`${node.url}/t/${t.slug}/mcp`, k1.key).init();
+      const quiet = await new Agent(`${node.url}/t/${t.slug}/mcp`, k2.key).init();
+      // The noisy caller asks for calls longer than the upstream's timeout, again and again.
+      for (let i = 0; i < 2; i++) {
+        const r = await noisy.call("ops_slow", { ms: 1000 });
+        expect(r?.error?.data?.code).toBe("TIMEOUT");
+      }
+      const refused = await noisy.call("ops_echo", { text: "x" });
+      expect(refused?.error?.data).toMatchObject({
+        code: "UPSTREAM_UNAVAILABLE",
+        circuit: "open",
+        scope: "caller",
+      });
+      // Everyone else in the tenant is served as before, and the upstream's circuit stays closed.
+      expect((await quiet.call("ops_echo", { text: "still here" }))?.result).toBeTruthy();
+      const m = await metricsOf(node);
+      expect(
+        sample(m, "gatehouse_gateway_upstream_circuit_state", { tenant: t.slug, upstream: "ops" }) ?? 0,
+      ).toBe(0);
+    } finally {
+      await node.close();
+    }
+  });
+
   it("caps the sessions a principal holds across nodes; a DELETE frees a slot", async () => {
     const t = await tenantWith();
     const { key } = await seedKey(db, t.id);

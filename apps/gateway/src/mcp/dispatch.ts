@@ -157,14 +157,22 @@ export class Dispatcher {
     full = false,
   ): Promise<T> {
     const tenantId = ctx.view.tenant.id;
-    const breaker = this.deps.breakers.get(`${tenantId}/${u.name}`);
+    const key = `${tenantId}/${u.name}`;
+    const callerId = ctx.view.principal.id;
+    const breaker = this.deps.breakers.get(key);
+    const callerBreaker = this.deps.breakers.caller(key, callerId);
     const permit = breaker.tryAcquire();
-    if (!permit) {
-      const retryAfterMs = Math.max(breaker.retryAfterMs, 1000);
+    const callerPermit = permit ? callerBreaker?.tryAcquire() : undefined;
+    if (!permit || callerPermit === null) {
+      permit?.release();
+      const own = !!permit;
+      const retryAfterMs = Math.max((own ? callerBreaker?.retryAfterMs : breaker.retryAfterMs) ?? 0, 1000);
       throw new AppError(
         ErrorCode.UPSTREAM_UNAVAILABLE,
-        `Upstream ${u.name} keeps failing, so the gateway is not sending it calls for now (circuit open); retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
-        { upstream: u.name, circuit: "open", retryAfterMs },
+        own
+          ? `Your recent calls to upstream ${u.name} kept running past its timeout, so the gateway is not sending it your calls for now (circuit open for this caller); retry in ${Math.ceil(retryAfterMs / 1000)} s.`
+          : `Upstream ${u.name} keeps failing, so the gateway is not sending it calls for now (circuit open); retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
+        { upstream: u.name, circuit: "open", scope: own ? "caller" : "upstream", retryAfterMs },
       );
     }
     try {
@@ -173,15 +181,32 @@ export class Dispatcher {
         ? await this.deps.sessions.withConnection(ctx.session, u, fn, full, ctx.log)
         : await this.deps.upstreams.withShared(u, fn, ctx.view);
       permit.success();
+      if (callerPermit) {
+        callerPermit.success();
+        if (callerBreaker?.state === "closed") this.deps.breakers.forgetCaller(key, callerId);
+      }
       this.deps.opsMetrics.setUpstreamUp(tenantId, u.name, true);
       return result;
     } catch (err) {
       const e = toAppError(err, u, "request");
-      if (ctx.signal.aborted) permit.release();
-      else if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE || e.code === ErrorCode.TIMEOUT) {
+      if (ctx.signal.aborted) {
+        permit.release();
+        callerPermit?.release();
+      } else if (e.code === ErrorCode.TIMEOUT) {
+        // How long a call runs is up to its caller (its arguments): a timeout counts against that
+        // caller's circuit only, so one caller cannot open the upstream's circuit for the tenant.
+        permit.release();
+        if (callerPermit) callerPermit.failure();
+        else this.deps.breakers.caller(key, callerId, true).tryAcquire()?.failure();
+      } else if (e.code === ErrorCode.UPSTREAM_UNAVAILABLE) {
+        // Unreachable, refused, HTTP 5xx: the upstream's state, whoever asked.
         permit.failure();
+        callerPermit?.release();
         this.deps.opsMetrics.setUpstreamUp(tenantId, u.name, false);
-      } else permit.success();
+      } else {
+        permit.success();
+        callerPermit?.success();
+      }
       throw e;
     }
   }

@@ -146,9 +146,16 @@ export class CircuitBreaker {
   }
 }
 
-/** One breaker per key (e.g. `${tenantId}/${upstreamName}`), created on first use. */
+/**
+ * One breaker per key (e.g. `${tenantId}/${upstreamName}`), created on first use, and per-caller
+ * breakers beside them (`caller`): failures one caller can cause with its own arguments (a call
+ * that runs past the timeout) open only that caller's circuit, never the tenant's. Caller
+ * breakers report no state changes (the metrics are per upstream) and exist only while they
+ * have failures to remember.
+ */
 export class CircuitBreakers {
   private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly callers = new Map<string, CircuitBreaker>();
 
   constructor(
     private readonly options: Omit<CircuitBreakerOptions, "onStateChange"> = {},
@@ -168,14 +175,34 @@ export class CircuitBreakers {
     return breaker;
   }
 
-  /** Drop a breaker (upstream deleted or reconfigured). */
+  /** `key`'s breaker for one caller: the existing one, or (with `create`) a new one. */
+  caller(key: string, callerId: string, create: true): CircuitBreaker;
+  caller(key: string, callerId: string, create?: false): CircuitBreaker | undefined;
+  caller(key: string, callerId: string, create = false): CircuitBreaker | undefined {
+    const k = `${key}\u0000${callerId}`;
+    let breaker = this.callers.get(k);
+    if (!breaker && create) {
+      breaker = new CircuitBreaker(this.options);
+      this.callers.set(k, breaker);
+    }
+    return breaker;
+  }
+
+  /** Forgets a caller's breaker once it has nothing to remember (closed, no failures counted). */
+  forgetCaller(key: string, callerId: string): void {
+    this.callers.delete(`${key}\u0000${callerId}`);
+  }
+
+  /** Drop a breaker (upstream deleted or reconfigured), and its callers'. */
   delete(key: string): void {
     this.breakers.delete(key);
+    for (const k of this.callers.keys()) if (k.startsWith(`${key}\u0000`)) this.callers.delete(k);
   }
 
   /** Drop every breaker whose key starts with `prefix` (e.g. a tenant's `${tenantId}/`). */
   deletePrefix(prefix: string): void {
     for (const key of this.breakers.keys()) if (key.startsWith(prefix)) this.breakers.delete(key);
+    for (const key of this.callers.keys()) if (key.startsWith(prefix)) this.callers.delete(key);
   }
 
   get size(): number {
