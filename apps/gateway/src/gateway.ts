@@ -158,6 +158,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     maxBodyBytes: config.maxBodyBytes,
     sseResponses: config.sseResponses,
     maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
+    maxListenersPerPrincipal: config.maxListenersPerPrincipal,
+    sseMaxBufferedBytes: config.sseMaxBufferedBytes,
+    onStreamDropped: () => metrics.sseStreamsDropped.inc(),
   });
 
   // Upstream ids → their tenant, for metrics labelled by tenant (catalogs, health).
@@ -487,42 +490,53 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return sendAppError(res, new AppError(ErrorCode.NOT_FOUND, `Nothing at ${rawPath}.`));
   };
 
-  const server = createServer((req, res) => {
-    const given = req.headers["x-request-id"];
-    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    res.setHeader("x-request-id", requestId);
-    // Every log line about this request carries its id (pino child; ~0.3 µs).
-    const log = logger.child({ requestId });
-    const seen = { tenantId: null as string | null };
-    res.on("finish", () => {
-      const method = metricHttpMethod(req.method);
-      metrics.httpRequests.inc({ method, status: String(res.statusCode) });
-      if (seen.tenantId) opsMetrics.recordHttpRequest(seen.tenantId, method, res.statusCode);
-    });
-    // Draining: probes and metrics still answer (readiness says 503), new work is turned away.
-    if (closing && !PROBE_PATHS.has(req.url ?? "") && !endpoint.admitWhileDraining(req)) {
-      sendAppError(
-        res,
-        new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This gateway node is shutting down; retry."),
-        null,
-        { connection: "close", "retry-after": "1" },
-      );
-      return;
-    }
-    // Nothing a client sends may take the node down: every failure becomes a response.
-    route(req, res, requestId, log, seen).catch((err: unknown) => {
-      log.error({ err }, "unhandled request failure");
-      if (!res.headersSent) {
+  // Slow-loris bounds: the whole request (headers and body) within requestTimeoutMs, headers within
+  // headersTimeoutMs, checked every second; past them Node answers 408 and closes the connection.
+  // (requestTimeout covers receiving the request only: long SSE responses are not affected.)
+  const requestTimeout = config.requestTimeoutMs;
+  const server = createServer(
+    {
+      requestTimeout,
+      headersTimeout: Math.min(config.headersTimeoutMs, requestTimeout),
+      connectionsCheckingInterval: Math.min(1000, requestTimeout),
+    },
+    (req, res) => {
+      const given = req.headers["x-request-id"];
+      const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+      res.setHeader("x-request-id", requestId);
+      // Every log line about this request carries its id (pino child; ~0.3 µs).
+      const log = logger.child({ requestId });
+      const seen = { tenantId: null as string | null };
+      res.on("finish", () => {
+        const method = metricHttpMethod(req.method);
+        metrics.httpRequests.inc({ method, status: String(res.statusCode) });
+        if (seen.tenantId) opsMetrics.recordHttpRequest(seen.tenantId, method, res.statusCode);
+      });
+      // Draining: probes and metrics still answer (readiness says 503), new work is turned away.
+      if (closing && !PROBE_PATHS.has(req.url ?? "") && !endpoint.admitWhileDraining(req)) {
         sendAppError(
           res,
-          new AppError(
-            ErrorCode.INTERNAL,
-            "Internal gateway error; the log has details under the request id.",
-          ),
+          new AppError(ErrorCode.SERVICE_UNAVAILABLE, "This gateway node is shutting down; retry."),
+          null,
+          { connection: "close", "retry-after": "1" },
         );
-      } else if (!res.writableEnded) res.end();
-    });
-  });
+        return;
+      }
+      // Nothing a client sends may take the node down: every failure becomes a response.
+      route(req, res, requestId, log, seen).catch((err: unknown) => {
+        log.error({ err }, "unhandled request failure");
+        if (!res.headersSent) {
+          sendAppError(
+            res,
+            new AppError(
+              ErrorCode.INTERNAL,
+              "Internal gateway error; the log has details under the request id.",
+            ),
+          );
+        } else if (!res.writableEnded) res.end();
+      });
+    },
+  );
   // Metrics are labelled by tenant, upstream and tool: they are served on the operator's port
   // (GATEWAY_METRICS_PORT, loopback by default), optionally behind a bearer token, and never on the
   // agents' port (issue 8).
@@ -565,13 +579,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     });
   });
 
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    // A request that did not arrive in time (requestTimeout/headersTimeout) is 408, anything else 400.
+    const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
     else socket.destroy();
   });
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 0; // SSE streams are long-lived
 
   await upstreamCredentials.start();
   await tenants.start();

@@ -1,6 +1,7 @@
 // Issue 8, the gateway data plane: holes one tenant (or one upstream, or one caller) could use
 // against another or against the shared node. Real Postgres, real Redis, real MCP upstreams (the
 // SDK fixtures, and the hostile fixture of test/fixtures/hostile-server.mjs), real gateway nodes.
+import { connect as tcpConnect } from "node:net";
 import type { Db } from "@gatehouse/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -336,6 +337,121 @@ describe("metrics are not on the agents' port", () => {
     });
     expect(scraped.status).toBe(200);
     expect(await scraped.text()).toContain("gatehouse_gateway_http_requests_total");
+    await node.close();
+  });
+});
+
+describe("the missing bounds", () => {
+  it("a request whose body trickles forever is cut with 408 (requestTimeout)", async () => {
+    const node = await h.startNode({ config: { requestTimeoutMs: 1500, headersTimeoutMs: 1000 } });
+    const u = new URL(node.url);
+    const socket = tcpConnect(Number(u.port), u.hostname);
+    let answer = "";
+    socket.on("data", (c) => {
+      answer += c.toString();
+    });
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write(
+      `POST /t/${tenantA.slug}/mcp HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nauthorization: Bearer ${keyA}\r\ncontent-length: 1000\r\n\r\n{`,
+    );
+    // One byte every 200 ms: never idle long enough for a socket timeout, never done either.
+    const drip = setInterval(() => socket.writable && socket.write(" "), 200);
+    await closed;
+    clearInterval(drip);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    await node.close();
+  });
+
+  it("initialize with oversized capabilities is refused, naming the field (nothing stored)", async () => {
+    const res = await post(
+      nodeA,
+      `/t/${tenantA.slug}/mcp`,
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-11-25",
+          capabilities: { experimental: { junk: "x".repeat(32 * 1024) } },
+          clientInfo: { name: "big", version: "1" },
+        },
+      },
+      headers(keyA),
+    );
+    expect(res.status).toBe(400);
+    expect(res.headers.get("mcp-session-id")).toBeNull();
+    const body = (await res.json()) as { error: { message: string; data: Record<string, unknown> } };
+    expect(body.error.data).toMatchObject({ code: "INVALID_REQUEST", field: "params.capabilities" });
+    expect(body.error.message).toContain("params.capabilities");
+  });
+
+  it("subscriptions/listen streams are capped per principal", async () => {
+    const node = await h.startNode({ config: { maxListenersPerPrincipal: 2 } });
+    const listen = (id: number) =>
+      fetch(`${node.url}/t/${tenantA.slug}/mcp`, {
+        method: "POST",
+        headers: {
+          ...headers(keyA),
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2026-07-28",
+          "mcp-method": "subscriptions/listen",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id,
+          method: "subscriptions/listen",
+          params: {
+            notifications: { toolsListChanged: true },
+            _meta: {
+              "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+              "io.modelcontextprotocol/clientCapabilities": {},
+            },
+          },
+        }),
+      });
+    const open = [await listen(1), await listen(2)];
+    for (const r of open) expect(r.status).toBe(200);
+    const third = await listen(3);
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as { error: { data: unknown } }).error.data).toMatchObject({
+      code: "RATE_LIMITED",
+      scope: "listeners",
+    });
+    // Another principal is not affected.
+    for (const r of open) await r.body?.cancel();
+    await node.close();
+  });
+
+  it("an SSE reader that stops reading is dropped once its backlog passes the cap (memory stays bounded)", async () => {
+    const node = await h.startNode({ config: { sseMaxBufferedBytes: 256 * 1024 } });
+    const p = `/t/${tenantH.slug}/mcp`;
+    const hdrs = await session(node, keyH, p);
+    const dropped = async () => sample(await metricsOf(node), "gatehouse_gateway_sse_streams_dropped_total");
+    const before = await dropped();
+    const u = new URL(node.url);
+    const socket = tcpConnect(Number(u.port), u.hostname);
+    await new Promise((r) => socket.once("connect", r));
+    const body = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 9,
+      method: "tools/call",
+      params: { name: "h_flood", arguments: { count: 400, size: 64 * 1024 } },
+    });
+    const head = Object.entries({
+      ...hdrs,
+      host: "localhost",
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "content-length": String(Buffer.byteLength(body)),
+    })
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("\r\n");
+    socket.write(`POST ${p} HTTP/1.1\r\n${head}\r\n\r\n${body}`);
+    socket.pause(); // a reader that never reads: ~25 MB of notifications would pile up in the node
+    await until(async () => (await dropped()) > before, 15_000);
+    expect(await dropped()).toBe(before + 1);
+    socket.destroy();
     await node.close();
   });
 });

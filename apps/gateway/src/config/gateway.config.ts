@@ -40,6 +40,14 @@ export const GatewayEnvSchema = z.object({
   GATEWAY_SSE_RESPONSES: bool.default(true),
   GATEWAY_NODE_ID: optionalString,
   GATEWAY_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Whole request (headers and body) must arrive within this; a trickling client gets 408. */
+  GATEWAY_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(30_000),
+  /** Request headers must arrive within this (at most the request timeout). */
+  GATEWAY_HEADERS_TIMEOUT_MS: int(1000, 3_600_000).default(20_000),
+  /** Bytes an SSE stream may have queued for a slow reader before the gateway drops the stream. */
+  GATEWAY_SSE_MAX_BUFFERED_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Open 2026-07-28 `subscriptions/listen` streams per principal and tenant on one node (0 = no cap). */
+  GATEWAY_MAX_LISTENERS_PER_PRINCIPAL: int(0, 100_000).default(10),
   /** How long an idle session is kept in the session store. */
   GATEWAY_SESSION_TTL_SECONDS: int(10, 7 * 24 * 3600).default(3600),
   /** Upper bound on establishing an upstream connection; past it the upstream counts as down. */
@@ -97,6 +105,10 @@ export interface GatewayConfig {
   sseResponses: boolean;
   nodeId: string;
   maxBodyBytes: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  sseMaxBufferedBytes: number;
+  maxListenersPerPrincipal: number;
   sessionTtlSeconds: number;
   upstreamConnectTimeoutMs: number;
   upstreamTimeoutMs: number;
@@ -149,6 +161,10 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     sseResponses: e.GATEWAY_SSE_RESPONSES,
     ...(e.GATEWAY_NODE_ID ? { nodeId: e.GATEWAY_NODE_ID } : {}),
     maxBodyBytes: e.GATEWAY_MAX_BODY_BYTES,
+    requestTimeoutMs: e.GATEWAY_REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: e.GATEWAY_HEADERS_TIMEOUT_MS,
+    sseMaxBufferedBytes: e.GATEWAY_SSE_MAX_BUFFERED_BYTES,
+    maxListenersPerPrincipal: e.GATEWAY_MAX_LISTENERS_PER_PRINCIPAL,
     sessionTtlSeconds: e.GATEWAY_SESSION_TTL_SECONDS,
     upstreamConnectTimeoutMs: e.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamTimeoutMs: e.GATEWAY_UPSTREAM_TIMEOUT_MS,
@@ -193,6 +209,10 @@ export function gatewayConfig(partial: Partial<GatewayConfig> = {}): GatewayConf
     sseResponses: true,
     nodeId: `${hostname()}-${randomBytes(3).toString("hex")}`,
     maxBodyBytes: 4 * 1024 * 1024,
+    requestTimeoutMs: 30_000,
+    headersTimeoutMs: 20_000,
+    sseMaxBufferedBytes: 8 * 1024 * 1024,
+    maxListenersPerPrincipal: 10,
     sessionTtlSeconds: 3600,
     upstreamConnectTimeoutMs: 3000,
     upstreamTimeoutMs: 60_000,

@@ -13,7 +13,15 @@ function sseHeaders(extra: Record<string, string>): Record<string, string> {
   };
 }
 
-/** A long-lived SSE stream (the GET stream of a session). */
+/** How much an SSE stream may queue for a slow reader, and whom to tell when it gives up on one. */
+export interface SseLimits {
+  maxBufferedBytes: number;
+  onDrop?(): void;
+}
+
+const DEFAULT_SSE_LIMITS: SseLimits = { maxBufferedBytes: 8 * 1024 * 1024 };
+
+/** A long-lived SSE stream (the GET stream of a session, a listen stream, a request's stream). */
 export class SseStream {
   private closed = false;
   private readonly keepalive: NodeJS.Timeout;
@@ -22,6 +30,7 @@ export class SseStream {
   constructor(
     private readonly res: ServerResponse,
     headers: Record<string, string> = {},
+    private readonly limits: SseLimits = DEFAULT_SSE_LIMITS,
   ) {
     res.writeHead(200, sseHeaders(headers));
     res.flushHeaders();
@@ -52,8 +61,22 @@ export class SseStream {
 
   private writeRaw(chunk: string): boolean {
     if (this.closed || this.res.writableEnded) return false;
+    // Backpressure: what the reader has not taken yet stays in this process. Past the bound the
+    // stream is dropped (the connection closed: the client sees its stream end and may resume or
+    // reconnect), so a slow or stalled reader cannot grow the node's memory.
+    if (this.res.writableLength > this.limits.maxBufferedBytes) {
+      this.drop();
+      return false;
+    }
     this.res.write(chunk);
     return true;
+  }
+
+  private drop(): void {
+    if (this.closed) return;
+    this.limits.onDrop?.();
+    this.res.destroy();
+    this.markClosed();
   }
 
   private markClosed(): void {
@@ -87,6 +110,7 @@ export class ResponseChannel {
     private readonly headers: Record<string, string>,
     /** Answer as SSE whenever the client accepts it, even when nothing precedes the response. */
     private readonly preferSse = false,
+    private readonly limits: SseLimits = DEFAULT_SSE_LIMITS,
   ) {
     res.on("close", () => {
       if (!res.writableFinished) {
@@ -114,7 +138,7 @@ export class ResponseChannel {
   /** Sends a request-related message before the final response; false when it could not. */
   send(message: unknown): boolean {
     if (!this.canStream) return false;
-    if (!this.stream) this.stream = new SseStream(this.res, this.headers);
+    if (!this.stream) this.stream = new SseStream(this.res, this.headers, this.limits);
     return this.stream.send(message);
   }
 
@@ -138,6 +162,7 @@ export class ResponseChannel {
       this.stream.close();
       return;
     }
+    if (this.res.destroyed) return;
     if (this.res.headersSent) {
       this.res.end();
       return;

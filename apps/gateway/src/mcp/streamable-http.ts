@@ -3,7 +3,7 @@ import { AppError, ErrorCode, type Principal, type UpstreamSnapshot } from "@gat
 import type { Logger } from "pino";
 import { parseJson, readBody } from "../http/body.js";
 import { type JsonRpcId, jsonRpcError, sendAppError, sendEmpty, sendJson } from "../http/respond.js";
-import { ResponseChannel, SseStream } from "../http/sse.js";
+import { ResponseChannel, type SseLimits, SseStream } from "../http/sse.js";
 import type { CoreMetrics } from "../metrics/metrics.js";
 import { type SessionRecord, SessionStoreUnavailableError } from "../sessions/session-store.js";
 import type { TenantState } from "../tenancy/tenant-state.js";
@@ -41,7 +41,15 @@ export interface McpEndpointDeps {
   sseResponses: boolean;
   /** Open sessions one principal may hold per tenant across nodes (0 = no cap). */
   maxSessionsPerPrincipal?: number;
+  /** Open `subscriptions/listen` streams one principal may hold per tenant on this node (0 = no cap). */
+  maxListenersPerPrincipal?: number;
+  /** Bytes an SSE stream may queue for a slow reader before it is dropped. */
+  sseMaxBufferedBytes?: number;
+  onStreamDropped?(): void;
 }
+
+/** Stored with the session on every node: capabilities and clientInfo together may not be larger. */
+export const MAX_CLIENT_INFO_BYTES = 16 * 1024;
 
 /** The authenticated caller on one endpoint. */
 export interface Caller {
@@ -145,7 +153,14 @@ export class McpEndpoint {
   private draining = false;
   private idle: Array<() => void> = [];
 
-  constructor(private readonly deps: McpEndpointDeps) {}
+  private readonly sseLimits: SseLimits;
+
+  constructor(private readonly deps: McpEndpointDeps) {
+    this.sseLimits = {
+      maxBufferedBytes: deps.sseMaxBufferedBytes ?? 8 * 1024 * 1024,
+      ...(deps.onStreamDropped ? { onDrop: deps.onStreamDropped } : {}),
+    };
+  }
 
   /** JSON-RPC requests being served on this node now. */
   get inFlight(): number {
@@ -393,7 +408,13 @@ export class McpEndpoint {
   ): Promise<void> {
     const extra: Record<string, string> = { ...caller.headers };
     if (session) extra["mcp-session-id"] = session.id;
-    const channel = new ResponseChannel(res, acceptsSse, extra, this.deps.sseResponses && !modern);
+    const channel = new ResponseChannel(
+      res,
+      acceptsSse,
+      extra,
+      this.deps.sseResponses && !modern,
+      this.sseLimits,
+    );
     // (2026-07-28 errors such as 404 for an unknown method need their HTTP status, so modern answers stay JSON unless streaming.)
     const abort = new AbortController();
     const key = LocalSession.key(c.id);
@@ -468,6 +489,24 @@ export class McpEndpoint {
         new AppError(
           ErrorCode.INVALID_REQUEST,
           "initialize needs params.protocolVersion (string), params.capabilities and params.clientInfo (objects).",
+        ),
+        id,
+        caller.headers,
+        400,
+      );
+      return;
+    }
+    // Stored with the session (Redis) and read by every node that serves it: bounded.
+    const stored =
+      Buffer.byteLength(JSON.stringify(params.capabilities)) +
+      Buffer.byteLength(JSON.stringify(params.clientInfo));
+    if (stored > MAX_CLIENT_INFO_BYTES) {
+      sendAppError(
+        res,
+        new AppError(
+          ErrorCode.INVALID_REQUEST,
+          `initialize: params.capabilities and params.clientInfo together are ${stored} bytes; the gateway stores at most ${MAX_CLIENT_INFO_BYTES} with a session. Send only the capabilities the client has.`,
+          { field: "params.capabilities", limitBytes: MAX_CLIENT_INFO_BYTES },
         ),
         id,
         caller.headers,
@@ -682,7 +721,27 @@ export class McpEndpoint {
     const filter: Record<string, boolean> = {};
     for (const k of ["toolsListChanged", "promptsListChanged", "resourcesListChanged"])
       if (wanted[k] === true) filter[k] = true;
-    const stream = new SseStream(res, caller.headers);
+    const cap = this.deps.maxListenersPerPrincipal ?? 0;
+    if (cap > 0) {
+      let open = 0;
+      for (const l of this.deps.sessions.listeners)
+        if (l.tenantId === caller.tenant.id && l.principal.id === caller.principal.id) open++;
+      if (open >= cap) {
+        sendAppError(
+          res,
+          new AppError(
+            ErrorCode.RATE_LIMITED,
+            `This principal already has ${cap} open subscriptions/listen streams on this gateway node (GATEWAY_MAX_LISTENERS_PER_PRINCIPAL); close one before listening again.`,
+            { limit: cap, scope: "listeners", retryAfterMs: 60_000 },
+          ),
+          id,
+          { ...caller.headers, "retry-after": "60" },
+          429,
+        );
+        return;
+      }
+    }
+    const stream = new SseStream(res, caller.headers, this.sseLimits);
     const listener = {
       id,
       tenantId: caller.tenant.id,
@@ -732,7 +791,7 @@ export class McpEndpoint {
       );
       return;
     }
-    const stream = new SseStream(res, { ...caller.headers, "mcp-session-id": session.id });
+    const stream = new SseStream(res, { ...caller.headers, "mcp-session-id": session.id }, this.sseLimits);
     session.getStream = stream;
     stream.onClose(() => {
       if (session.getStream === stream) session.getStream = null;

@@ -12,6 +12,8 @@ export interface CoreMetrics {
   sessionsOpen: Gauge;
   /** Agents' answers to relayed requests that matched none of their own session (ignored). */
   strayClientResponses: Counter;
+  /** SSE streams ended because their reader fell too far behind. */
+  sseStreamsDropped: Counter;
 }
 
 /** On a registry of its own it also collects the process defaults; a registry passed in is left to its owner for those. */
@@ -68,6 +70,15 @@ export function createCoreMetrics(shared?: Registry): CoreMetrics {
         new Counter({
           name: "gatehouse_gateway_stray_client_responses_total",
           help: "Agent answers to relayed server-to-client requests that matched no request of their own session (ignored)",
+          registers: [registry],
+        }),
+    ),
+    sseStreamsDropped: get(
+      "gatehouse_gateway_sse_streams_dropped_total",
+      () =>
+        new Counter({
+          name: "gatehouse_gateway_sse_streams_dropped_total",
+          help: "SSE streams ended because the client read too slowly (GATEWAY_SSE_MAX_BUFFERED_BYTES queued)",
           registers: [registry],
         }),
     ),

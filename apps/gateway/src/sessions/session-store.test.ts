@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { RedisSessionStore, type SessionRecord } from "./session-store.js";
+import { MemorySessionStore, RedisSessionStore, type SessionRecord } from "./session-store.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `gatehouse:test:sessions:${randomBytes(4).toString("hex")}:`;
@@ -102,5 +102,35 @@ describe("RedisSessionStore after Redis lost its data", () => {
     const a = await store("a");
     expect(await a.touch("nope")).toBe(false);
     expect(await a.get("nope")).toBeNull();
+  });
+});
+
+describe("MemorySessionStore (embedded mode)", () => {
+  it("forgets expired sessions that nobody asks for again (their records and principal slots)", async () => {
+    const store = new MemorySessionStore(1, 50);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r: SessionRecord = {
+          id: `mem-${i}`,
+          tenantId: "t",
+          principalId: "p",
+          upstream: null,
+          protocolVersion: "2025-11-25",
+          clientCapabilities: {},
+          clientInfo: null,
+          logLevel: null,
+          upstreams: {},
+          createdAt: Date.now(),
+        };
+        await store.put(r);
+        expect(await store.claimSlot(r, 100)).toBe(true);
+      }
+      expect(store.size).toBe(20);
+      const deadline = Date.now() + 10_000;
+      while (store.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(store.size).toBe(0);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -62,7 +62,34 @@ export class MemorySessionStore implements SessionStore {
   private readonly records = new Map<string, { record: SessionRecord; expiresAt: number }>();
   private readonly byPrincipal = new Map<string, Set<string>>();
 
-  constructor(private readonly ttlSeconds = 3600) {}
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly ttlSeconds = 3600,
+    /** How often expired records are swept (they would otherwise stay until someone asked for them). */
+    sweepMs = 60_000,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), sweepMs);
+    this.sweeper.unref();
+  }
+
+  /** Records held (expired ones until the next sweep). */
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Forgets expired records and their principals' slots. */
+  sweep(): void {
+    const now = Date.now();
+    for (const [id, e] of this.records) {
+      if (e.expiresAt > now) continue;
+      this.records.delete(id);
+      const key = `${e.record.tenantId}\u0000${e.record.principalId}`;
+      const ids = this.byPrincipal.get(key);
+      ids?.delete(id);
+      if (ids?.size === 0) this.byPrincipal.delete(key);
+    }
+  }
 
   async get(id: string): Promise<SessionRecord | null> {
     const e = this.records.get(id);
@@ -122,6 +149,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.records.clear();
     this.byPrincipal.clear();
   }
