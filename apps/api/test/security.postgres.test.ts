@@ -335,3 +335,35 @@ describe("reconnect links connect only the asking principal's own credential, on
     expect(await h.prisma.oAuthState.count({ where: { upstreamId: upstream.id } })).toBe(1);
   });
 });
+
+describe("egress: the API refuses upstream URLs Gatehouse must never connect to (#8.6)", () => {
+  test("link-local / cloud metadata addresses are refused at save with a 400 naming `url`", async () => {
+    const t = await createTenant();
+    for (const url of [
+      "http://169.254.169.254/latest/meta-data/",
+      "http://[::ffff:169.254.169.254]/mcp",
+      "http://[fe80::1]/mcp",
+      "http://[fd00:ec2::254]/mcp",
+    ]) {
+      const res = await h.request("POST", `/v1/tenants/${t.slug}/upstreams`, {
+        body: { name: "meta", transport: "streamable-http", url },
+      });
+      expect(res.status, url).toBe(400);
+      expect(fieldsOf(res.body)).toEqual(["url"]);
+    }
+    expect(await h.prisma.upstream.count({ where: { tenantId: t.id } })).toBe(0);
+    // Loopback is allowed by default (a homelab gateway fronts local servers).
+    const local = await h.request("POST", `/v1/tenants/${t.slug}/upstreams`, {
+      body: { name: "local", transport: "streamable-http", url: "http://127.0.0.1:9/mcp" },
+    });
+    expect(local.status).toBe(201);
+    const moved = await h.request("PATCH", `/v1/tenants/${t.slug}/upstreams/local`, {
+      body: { url: "http://169.254.169.254/mcp" },
+    });
+    expect(moved.status).toBe(400);
+    expect(fieldsOf(moved.body)).toEqual(["url"]);
+    expect((await h.prisma.upstream.findFirstOrThrow({ where: { tenantId: t.id } })).url).toBe(
+      "http://127.0.0.1:9/mcp",
+    );
+  });
+});

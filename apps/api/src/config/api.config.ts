@@ -1,4 +1,4 @@
-import { parseSecretsKey } from "@gatehouse/shared/node";
+import { EgressEnvSchema, parseSecretsKey } from "@gatehouse/shared/node";
 import { z } from "zod";
 import { ConsoleEnvSchema } from "../auth/console.config.js";
 import { OAuthEnvSchema } from "../oauth/oauth.config.js";
@@ -48,6 +48,7 @@ export const ApiEnvSchema = z.object({
   ),
   ...OAuthEnvSchema.shape,
   ...ConsoleEnvSchema.shape,
+  ...EgressEnvSchema.shape,
 });
 export type ApiEnv = z.infer<typeof ApiEnvSchema>;
 

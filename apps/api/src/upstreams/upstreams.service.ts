@@ -15,13 +15,14 @@ import {
   type UpstreamView,
   upstreamTransportErrors,
 } from "@gatehouse/shared";
-import type { Sealer } from "@gatehouse/shared/node";
+import { type EgressPolicy, egressPolicy, refusedUrlReason, type Sealer } from "@gatehouse/shared/node";
 import { Inject, Injectable } from "@nestjs/common";
 import type { Caller } from "../common/caller.js";
 import { ConfigVersionService } from "../common/config-version.service.js";
 import { iso, pageArgs, toPage } from "../common/pagination.js";
 import { TenantAccessService } from "../common/tenant-access.service.js";
-import { PRISMA, SEALER } from "../common/tokens.js";
+import { API_CONFIG, PRISMA, SEALER } from "../common/tokens.js";
+import type { ApiConfig } from "../config/api.config.js";
 import { CredentialsService } from "../oauth/credentials.service.js";
 import { oauthAuthFromRow, oauthColumns } from "../oauth/upstream-auth.js";
 
@@ -54,7 +55,23 @@ export class UpstreamsService {
     @Inject(TenantAccessService) private readonly access: TenantAccessService,
     @Inject(ConfigVersionService) private readonly versions: ConfigVersionService,
     @Inject(CredentialsService) private readonly credentials: CredentialsService,
-  ) {}
+    @Inject(API_CONFIG) config: ApiConfig,
+  ) {
+    this.egress = egressPolicy(config);
+  }
+
+  private readonly egress: EgressPolicy;
+
+  /** 400 naming `url` when the egress policy refuses where it points (EGRESS_* settings). */
+  private async checkEgress(url: string | null): Promise<void> {
+    if (!url) return;
+    const why = await refusedUrlReason(url, this.egress);
+    if (why) {
+      throw new AppError(ErrorCode.VALIDATION_FAILED, "Invalid request body: check url", [
+        { path: "url", message: `Gatehouse does not connect there: ${why}` },
+      ]);
+    }
+  }
 
   async create(caller: Caller, ref: string, body: UpstreamCreate): Promise<UpstreamView> {
     const tenant = await this.access.resolve(caller, ref, "write");
@@ -73,6 +90,7 @@ export class UpstreamsService {
       timeoutMs: body.timeoutMs ?? null,
     };
     rejectMaskedSecrets(plain);
+    await this.checkEgress(plain.url);
     const row = await this.versions.write(tenant.id, async (tx) =>
       tx.upstream.create({
         data: {
@@ -108,6 +126,7 @@ export class UpstreamsService {
 
   async update(caller: Caller, ref: string, name: string, patch: UpstreamUpdate): Promise<UpstreamView> {
     const tenant = await this.access.resolve(caller, ref, "write");
+    if (patch.url) await this.checkEgress(patch.url);
     if (patch.url !== undefined) {
       // A new destination: OAuth tokens obtained for the old url are deleted (and every gateway
       // told) before the url changes, so no node can send them there. The merge runs first so that

@@ -1,4 +1,12 @@
 // Node-only helpers (crypto, Redis). Not for the browser.
+
+export {
+  EgressEnvSchema,
+  type EgressPolicy,
+  egressPolicy,
+  refusedAddressReason,
+  refusedUrlReason,
+} from "./egress.js";
 export {
   ADMIN_TOKEN_PREFIX,
   API_KEY_PREFIX,
