@@ -303,7 +303,10 @@ export function apiSuite(mode: string, start: () => Promise<Harness>): void {
         const got = await h.request("GET", `/v1/tenants/${t.id}/upstreams/github`);
         expect(got.status).toBe(200);
         expect(JSON.stringify(got.body)).not.toContain(bearer);
-        expect((await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools`)).body).toEqual([]);
+        expect((await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools`)).body).toEqual({
+          items: [],
+          nextCursor: null,
+        });
         // Once discovery has stored a catalog, that is what the route returns.
         const catalog = [
           { name: "get_issue", description: "Read an issue", inputSchema: { type: "object" } },
@@ -312,9 +315,24 @@ export function apiSuite(mode: string, start: () => Promise<Harness>): void {
           where: { id: row.id },
           data: { tools: catalog, toolsDiscoveredAt: new Date() },
         });
-        expect((await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools`)).body).toEqual(
-          catalog,
+        expect((await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools`)).body).toEqual({
+          items: catalog,
+          nextCursor: null,
+        });
+        // Pages like every other list ({items, nextCursor}), in name order.
+        const many = ["c-tool", "a-tool", "b-tool"].map((name) => ({
+          name,
+          inputSchema: { type: "object" },
+        }));
+        await h.prisma.upstream.update({ where: { id: row.id }, data: { tools: many } });
+        const first = await h.request("GET", `/v1/tenants/${t.slug}/upstreams/github/tools?limit=2`);
+        expect(first.body.items.map((x: { name: string }) => x.name)).toEqual(["a-tool", "b-tool"]);
+        expect(first.body.nextCursor).toBe("b-tool");
+        const second = await h.request(
+          "GET",
+          `/v1/tenants/${t.slug}/upstreams/github/tools?limit=2&cursor=${first.body.nextCursor}`,
         );
+        expect(second.body).toEqual({ items: [many[0]], nextCursor: null });
       });
 
       test("stdio upstream with env; explicit toolPrefix", async () => {

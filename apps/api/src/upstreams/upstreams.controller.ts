@@ -1,13 +1,15 @@
 import {
   type PaginationQuery,
   PaginationQuerySchema,
+  type ToolsPageQuery,
+  ToolsPageQuerySchema,
   type UpstreamCreate,
   UpstreamCreateSchema,
   type UpstreamUpdate,
   UpstreamUpdateSchema,
 } from "@gatehouse/shared";
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from "@nestjs/common";
-import { ApiOperation, ApiResponse, ApiTags } from "@nestjs/swagger";
+import { ApiOperation, ApiQuery, ApiResponse, ApiTags } from "@nestjs/swagger";
 import { type Caller, CallerParam } from "../common/caller.js";
 import {
   Authenticated,
@@ -72,17 +74,42 @@ export class UpstreamsController {
 
   @Get(":name/tools")
   @ApiOperation({
-    summary: "The tools the upstream offers, as last discovered (unprefixed); [] before discovery",
+    summary: "The tools the upstream offers, as last discovered (unprefixed)",
+    description:
+      '`{items, nextCursor}` like every list, in name order; no items before the first discovery. Policy rules match these names (`tools: ["get-*"]`), not the prefixed ones agents see.',
   })
   @NameParam()
+  @ApiQuery({
+    name: "limit",
+    required: false,
+    schema: { type: "integer", minimum: 1, maximum: 200, default: 100 },
+  })
+  @ApiQuery({
+    name: "cursor",
+    required: false,
+    description: "`nextCursor` of the previous page (the last tool name seen)",
+    schema: { type: "string" },
+  })
   @ApiResponse({
     status: 200,
-    description: "Discovered tools",
-    schema: { type: "array", items: { $ref: "#/components/schemas/DiscoveredTool" } },
+    description: "One page of discovered tools, in name order",
+    schema: {
+      type: "object",
+      required: ["items", "nextCursor"],
+      properties: {
+        items: { type: "array", items: { $ref: "#/components/schemas/DiscoveredTool" } },
+        nextCursor: { type: "string", nullable: true, description: "Pass as `cursor` for the next page" },
+      },
+    },
   })
-  @ProblemResponses(404)
-  tools(@CallerParam() caller: Caller, @Param("tenant") tenant: string, @Param("name") name: string) {
-    return this.upstreams.tools(caller, tenant, name);
+  @ProblemResponses(400, 404)
+  tools(
+    @CallerParam() caller: Caller,
+    @Param("tenant") tenant: string,
+    @Param("name") name: string,
+    @Query(new ZodQuery(ToolsPageQuerySchema)) query: ToolsPageQuery,
+  ) {
+    return this.upstreams.tools(caller, tenant, name, query);
   }
 
   @Patch(":name")

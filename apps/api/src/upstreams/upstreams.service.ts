@@ -8,6 +8,7 @@ import {
   type Page,
   type PaginationQuery,
   SECRET_MASK,
+  type ToolsPageQuery,
   type UpstreamAuth,
   type UpstreamCreate,
   type UpstreamTransport,
@@ -117,11 +118,24 @@ export class UpstreamsService {
     return this.view(await this.find(tenant.id, name));
   }
 
-  /** The catalog the worker last discovered; `[]` until discovery has run. */
-  async tools(caller: Caller, ref: string, name: string): Promise<DiscoveredTool[]> {
+  /**
+   * The catalog the worker last discovered, a page at a time in name order (the shape of every
+   * list); no items until discovery has run.
+   */
+  async tools(
+    caller: Caller,
+    ref: string,
+    name: string,
+    query: ToolsPageQuery,
+  ): Promise<Page<DiscoveredTool>> {
     const tenant = await this.access.resolve(caller, ref, "read");
     const row = await this.find(tenant.id, name);
-    return Array.isArray(row.tools) ? (row.tools as DiscoveredTool[]) : [];
+    const all = Array.isArray(row.tools) ? (row.tools as DiscoveredTool[]) : [];
+    const sorted = [...all].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const after = query.cursor;
+    const rest = after === undefined ? sorted : sorted.filter((t) => t.name > after);
+    const items = rest.slice(0, query.limit);
+    return { items, nextCursor: rest.length > query.limit ? (items.at(-1)?.name ?? null) : null };
   }
 
   async update(caller: Caller, ref: string, name: string, patch: UpstreamUpdate): Promise<UpstreamView> {

@@ -715,7 +715,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The tools the upstream offers, as last discovered (unprefixed); [] before discovery */
+        /**
+         * The tools the upstream offers, as last discovered (unprefixed)
+         * @description `{items, nextCursor}` like every list, in name order; no items before the first discovery. Policy rules match these names (`tools: ["get-*"]`), not the prefixed ones agents see.
+         */
         get: operations["UpstreamsController_tools"];
         put?: never;
         post?: never;
@@ -4206,7 +4209,11 @@ export interface operations {
     };
     UpstreamsController_tools: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `nextCursor` of the previous page (the last tool name seen) */
+                cursor?: string;
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The upstream's name */
@@ -4218,13 +4225,26 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Discovered tools */
+            /** @description One page of discovered tools, in name order */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DiscoveredTool"][];
+                    "application/json": {
+                        items: components["schemas"]["DiscoveredTool"][];
+                        /** @description Pass as `cursor` for the next page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description VALIDATION_FAILED (details name each bad field) or PARSE_ERROR */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
             /** @description UNAUTHENTICATED */

@@ -198,3 +198,10 @@ export const DiscoveredToolSchema = z
   })
   .passthrough();
 export type DiscoveredTool = z.infer<typeof DiscoveredToolSchema>;
+
+/** `GET …/upstreams/{name}/tools`: pages in name order; the cursor is the last name seen. */
+export const ToolsPageQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(100),
+  cursor: z.string().min(1).max(512).optional(),
+});
+export type ToolsPageQuery = z.infer<typeof ToolsPageQuerySchema>;
