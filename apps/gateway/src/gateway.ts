@@ -27,6 +27,10 @@ import { DiscoveredTools } from "./upstream/discovered-tools.js";
 import { UpstreamCredentials } from "./upstream/upstream-credentials.js";
 import { type CatalogChangeKind, UpstreamManager, upstreamKey } from "./upstream/upstream-manager.js";
 
+/** Said to agents of a tenant without identity providers, whose clients may try OAuth sign-in. */
+const NO_OAUTH =
+  "This tenant has no identity provider, so OAuth sign-in cannot work here; send an API key (Authorization: Bearer mgw_...)";
+
 export interface GatewayDeps {
   config: GatewayConfig;
   db: Db;
@@ -337,6 +341,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     resource_name: `Gatehouse MCP gateway for ${tenant.slug}`,
   });
 
+  /**
+   * RFC 6750 §3 / RFC 9728 §5.1: point the client at the protected resource metadata (MCP
+   * authorization, "Protected Resource Metadata Discovery"). A tenant without identity providers
+   * takes API keys only and its metadata lists no authorization server, so an OAuth flow cannot
+   * work there; a client that starts one anyway (the MCP Inspector: "Interactive OAuth requires a
+   * TTY") hides the real fault, a missing or wrong key. `error_description` (RFC 6750 §3) says so.
+   */
+  const authChallenge = (tenant: TenantState, presented: boolean): string => {
+    const params = [
+      `resource_metadata="${config.publicUrl}/.well-known/oauth-protected-resource/t/${tenant.slug}/mcp"`,
+    ];
+    if (presented) params.push('error="invalid_token"');
+    if (tenant.identityProviders.length === 0) params.push(`error_description="${NO_OAUTH}"`);
+    return `Bearer ${params.join(", ")}`;
+  };
+
   const corsHeaders = (req: IncomingMessage): Record<string, string> => {
     const origin = req.headers.origin;
     if (!origin) return {};
@@ -416,17 +436,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     const auth = await authenticate(req, tenant, jwt);
     if (!auth.ok) {
-      const metadataUrl = `${config.publicUrl}/.well-known/oauth-protected-resource/t/${tenant.slug}/mcp`;
-      // RFC 6750 §3 / RFC 9728 §5.1: point the client at the protected resource metadata.
-      const challenge = `Bearer resource_metadata="${metadataUrl}"${auth.presented ? ', error="invalid_token"' : ""}`;
+      const challenge = authChallenge(tenant, auth.presented);
       log.info({ tenant: tenant.slug, reason: auth.reason }, "unauthenticated");
       sendAppError(
         res,
         new AppError(
           ErrorCode.UNAUTHENTICATED,
-          auth.presented
+          (auth.presented
             ? "The credentials are not valid for this tenant; use an API key or token issued for it."
-            : "Authentication required: send Authorization: Bearer <API key or token>.",
+            : "Authentication required: send Authorization: Bearer <API key or token>.") +
+            (tenant.identityProviders.length === 0 ? ` ${NO_OAUTH}.` : ""),
         ),
         null,
         { ...cors, "www-authenticate": challenge },

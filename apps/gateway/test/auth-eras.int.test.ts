@@ -114,7 +114,8 @@ async function initialize(t: string): Promise<string> {
   }
   if (res.status === 200) return "200";
   const challenge = res.headers.get("www-authenticate") ?? "";
-  return `${res.status}${challenge.includes('error="invalid_token"') ? " invalid_token" : ""}`;
+  // With an identity provider OAuth sign-in is the way, so no "send an API key" error_description.
+  return `${res.status}${challenge.includes('error="invalid_token"') ? " invalid_token" : ""}${challenge.includes("error_description") ? " +description" : ""}`;
 }
 
 async function v1(url: string, hdrs: Record<string, string>) {

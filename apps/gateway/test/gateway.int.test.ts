@@ -253,11 +253,14 @@ describe("auth", () => {
   it("401 without credentials, with the RFC 9728 resource_metadata challenge", async () => {
     const res = await post(nodeA, `/t/${acme.slug}/mcp`, INIT, {});
     expect(res.status).toBe(401);
+    // Issue 9: acme has no identity provider, so the challenge and the error say that OAuth
+    // sign-in cannot work and an API key is what to send.
     expect(res.headers.get("www-authenticate")).toBe(
-      `Bearer resource_metadata="http://localhost:8080/.well-known/oauth-protected-resource/t/${acme.slug}/mcp"`,
+      `Bearer resource_metadata="http://localhost:8080/.well-known/oauth-protected-resource/t/${acme.slug}/mcp", error_description="This tenant has no identity provider, so OAuth sign-in cannot work here; send an API key (Authorization: Bearer mgw_...)"`,
     );
-    const body = (await res.json()) as { error: { data: { code: string } } };
+    const body = (await res.json()) as { error: { message: string; data: { code: string } } };
     expect(body.error.data.code).toBe("UNAUTHENTICATED");
+    expect(body.error.message).toContain("OAuth sign-in cannot work here; send an API key");
   });
 
   it("a key of another tenant gets exactly the 401 of an unknown key", async () => {
