@@ -682,6 +682,47 @@ export function apiSuite(mode: string, start: () => Promise<Harness>): void {
         expect(await h.prisma.policy.count({ where: { tenantId: t.id } })).toBe(2);
       });
 
+      // Issue 9: `get_*` saved without a word, and tools/list came back empty, because the demo
+      // upstream's tool is `get-sum`; a rule naming an upstream that does not exist said nothing.
+      test("PUT warns (saving all the same) about unknown upstreams and tool patterns that match no current tool", async () => {
+        const t = await createTenant();
+        const created = await h.request("POST", `/v1/tenants/${t.slug}/upstreams`, {
+          body: { name: "everything", transport: "streamable-http", url: "http://127.0.0.1:3001/mcp" },
+        });
+        expect(created.status).toBe(201);
+        const fresh = await h.request("PUT", `/v1/tenants/${t.slug}/policy`, {
+          body: { rules: [{ id: "r", effect: "allow", tools: ["get_*"] }] },
+        });
+        // Before the first discovery nothing can be said about tool names.
+        expect(fresh.body.warnings).toEqual([]);
+        await h.prisma.upstream.updateMany({
+          where: { tenantId: t.id, name: "everything" },
+          data: { tools: [{ name: "echo" }, { name: "get-sum" }] },
+        });
+        const res = await h.request("PUT", `/v1/tenants/${t.slug}/policy`, {
+          body: {
+            defaultEffect: "deny",
+            rules: [
+              { id: "ok", effect: "allow", upstreams: ["everything"], tools: ["echo", "get-*"] },
+              { id: "underscore", effect: "allow", tools: ["get_*"] },
+              { id: "prefixed", effect: "allow", upstreams: ["every*"], tools: ["everything_echo"] },
+              { id: "ghost", effect: "deny", upstreams: ["github"], tools: ["delete_*"] },
+            ],
+          },
+        });
+        expect(res.status).toBe(200);
+        expect(res.body.version).toBe(2);
+        const warnings = res.body.warnings as { ruleId: string; path: string; message: string }[];
+        expect(warnings.map((w) => [w.ruleId, w.path])).toEqual([
+          ["underscore", "rules.1.tools.0"],
+          ["prefixed", "rules.2.tools.0"],
+          ["ghost", "rules.3.upstreams.0"],
+        ]);
+        expect(warnings[0]!.message).toContain("echo, get-sum");
+        expect(warnings[1]!.message).toContain('without "everything_"');
+        expect(warnings[2]!.message).toContain("upstreams are everything");
+      });
+
       test("a bad CEL condition or rule is a 400 naming it", async () => {
         const t = await createTenant();
         const badCel = await h.request("PUT", `/v1/tenants/${t.slug}/policy`, {

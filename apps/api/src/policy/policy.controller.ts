@@ -55,10 +55,10 @@ export class PolicyController {
   @ApiOperation({
     summary: "Replace the policy",
     description:
-      "Every rule and CEL `when` is compiled; 400 names the bad one. Send the document, or `{document, version}` to be refused with 409 if someone saved a newer version meanwhile.",
+      "Every rule and CEL `when` is compiled; 400 names the bad one. Send the document, or `{document, version}` to be refused with 409 if someone saved a newer version meanwhile. The answer adds `warnings` (`[{ruleId, path, message}]`) for rules that are saved but match nothing today: an upstream that does not exist, a tool pattern that matches none of the upstream's current (unprefixed) tools.",
   })
   @JsonBody("PolicyDocument", "PolicyPutEnvelope")
-  @JsonResponse(200, "Policy")
+  @JsonResponse(200, "PolicySaved")
   @ProblemResponses(400, 403, 404, 409)
   put(
     @CallerParam() caller: Caller,

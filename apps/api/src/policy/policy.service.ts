@@ -6,6 +6,7 @@ import {
   ErrorCode,
   type PolicyDocument,
   type PolicyExplanation,
+  type PolicySaved,
   type PolicySimulate,
   type PolicyView,
   type Principal,
@@ -16,6 +17,7 @@ import { ConfigVersionService } from "../common/config-version.service.js";
 import { iso } from "../common/pagination.js";
 import { TenantAccessService } from "../common/tenant-access.service.js";
 import { PRISMA } from "../common/tokens.js";
+import { policyWarnings, type UpstreamCatalog } from "./policy-warnings.js";
 
 /** A PUT: the document, and the version it was based on when the caller wants a conflict check. */
 export interface PolicyPut {
@@ -39,7 +41,7 @@ export class PolicyService {
   }
 
   /** Compiles every rule and CEL condition (400 naming the bad one), then stores a new version. */
-  async put(caller: Caller, ref: string, put: PolicyPut): Promise<PolicyView> {
+  async put(caller: Caller, ref: string, put: PolicyPut): Promise<PolicySaved> {
     const tenant = await this.access.resolve(caller, ref, "write");
     const document = compile(put.document, put.pathPrefix).document;
     const row = await this.versions.write(tenant.id, async (tx) => {
@@ -61,7 +63,17 @@ export class PolicyService {
         },
       });
     });
-    return view(row);
+    const upstreams = await this.prisma.upstream.findMany({
+      where: { tenantId: tenant.id },
+      select: { name: true, toolPrefix: true, tools: true },
+      orderBy: { name: "asc" },
+    });
+    const catalogs: UpstreamCatalog[] = upstreams.map((u) => ({
+      name: u.name,
+      toolPrefix: u.toolPrefix,
+      tools: Array.isArray(u.tools) ? (u.tools as UpstreamCatalog["tools"]) : null,
+    }));
+    return { ...view(row), warnings: policyWarnings(document, catalogs) };
   }
 
   /** What the current policy decides for one call, with the trace of every rule. */

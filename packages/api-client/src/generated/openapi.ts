@@ -492,7 +492,7 @@ export interface paths {
         get: operations["PolicyController_get"];
         /**
          * Replace the policy
-         * @description Every rule and CEL `when` is compiled; 400 names the bad one. Send the document, or `{document, version}` to be refused with 409 if someone saved a newer version meanwhile.
+         * @description Every rule and CEL `when` is compiled; 400 names the bad one. Send the document, or `{document, version}` to be refused with 409 if someone saved a newer version meanwhile. The answer adds `warnings` (`[{ruleId, path, message}]`) for rules that are saved but match nothing today: an upstream that does not exist, a tool pattern that matches none of the upstream's current (unprefixed) tools.
          */
         put: operations["PolicyController_put"];
         post?: never;
@@ -996,6 +996,37 @@ export interface components {
                 }[];
             };
             version?: number;
+        };
+        PolicySaved: {
+            createdAt: string | null;
+            createdBy: string | null;
+            document: {
+                /**
+                 * @default deny
+                 * @enum {string}
+                 */
+                defaultEffect: "allow" | "deny";
+                /** @default [] */
+                rules: {
+                    description?: string;
+                    /** @enum {string} */
+                    effect: "allow" | "deny";
+                    id: string;
+                    principals?: string[];
+                    rateLimit?: {
+                        perMinute: number;
+                    };
+                    tools?: string[];
+                    upstreams?: string[];
+                    when?: string;
+                }[];
+            };
+            version: number;
+            warnings: {
+                message: string;
+                path: string;
+                ruleId: string;
+            }[];
         };
         PolicySimulate: {
             arguments?: {
@@ -3288,7 +3319,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Policy"];
+                    "application/json": components["schemas"]["PolicySaved"];
                 };
             };
             /** @description VALIDATION_FAILED (details name each bad field) or PARSE_ERROR */

@@ -20,6 +20,19 @@ export const PolicyViewSchema = z.object({
 });
 export type PolicyView = z.infer<typeof PolicyViewSchema>;
 
+/** A rule that is valid but will not do what it says (no such upstream, a tool pattern matching nothing). */
+export const PolicyWarningSchema = z.object({
+  ruleId: z.string(),
+  /** Where in the document, as in a 400's `details` (`rules.0.tools.1`). */
+  path: z.string(),
+  message: z.string(),
+});
+export type PolicyWarning = z.infer<typeof PolicyWarningSchema>;
+
+/** `PUT …/policy`: the stored policy, and warnings about rules that match nothing today. */
+export const PolicySavedSchema = PolicyViewSchema.extend({ warnings: z.array(PolicyWarningSchema) });
+export type PolicySaved = z.infer<typeof PolicySavedSchema>;
+
 /** `POST /v1/tenants/{tenant}/policy/simulate`. */
 export const PolicySimulateSchema = z.strictObject({
   principal: z.strictObject({
