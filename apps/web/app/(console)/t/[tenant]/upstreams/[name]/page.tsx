@@ -17,7 +17,18 @@ export default async function UpstreamPage({
   const client = await api();
   const path = { tenant: tenant.slug, name };
   const upstream = await load(client.GET("/v1/tenants/{tenant}/upstreams/{name}", { params: { path } }));
-  const tools = await load(client.GET("/v1/tenants/{tenant}/upstreams/{name}/tools", { params: { path } }));
+  // Every page of the catalog (a page is {items, nextCursor}); the search below runs over all of it.
+  const tools = [];
+  for (let cursor: string | undefined, page = 0; page < 50; page++) {
+    const got = await load(
+      client.GET("/v1/tenants/{tenant}/upstreams/{name}/tools", {
+        params: { path, query: { limit: 200, ...(cursor ? { cursor } : {}) } },
+      }),
+    );
+    tools.push(...got.items);
+    if (!got.nextCursor) break;
+    cursor = got.nextCursor;
+  }
   const needle = q?.toLowerCase();
   const shown = needle
     ? tools.filter(
