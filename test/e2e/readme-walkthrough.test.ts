@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { ErrorCode } from "@gatehouse/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { printLogsOnFailure } from "../support/hooks.js";
-import { freePort, ManagedProcess, repoRoot, sleep, waitForHttpOk } from "../support/processes.js";
+import { freePort, ManagedProcess, repoRoot, sleep, waitFor, waitForHttpOk } from "../support/processes.js";
 
 printLogsOnFailure();
 
@@ -70,6 +70,9 @@ describe("README walkthrough", () => {
       GATEWAY_PORT: String(gwPort),
       PUBLIC_GATEWAY_URL: `http://localhost:${gwPort}`,
       DEMO_UPSTREAM_PORT: String(demoPort),
+      // The walkthrough does not use the console; `npm start` without it starts faster.
+      WEB_PORT: "off",
+      GATEWAY_METRICS_PORT: "0",
       LOG_LEVEL: "warn",
       // The Inspector writes ~/.mcp-inspector; npx keeps using the machine's npm cache.
       HOME: home,
@@ -86,6 +89,10 @@ describe("README walkthrough", () => {
     await demo.waitForLine(/^Demo upstream \(server-everything\) at http:\/\/127\.0\.0\.1:\d+\/mcp/, 60_000);
     await waitForHttpOk(gatehouse, `http://127.0.0.1:${gwPort}/readyz`, 90_000);
     await waitForHttpOk(gatehouse, `http://127.0.0.1:${apiPort}/readyz`, 30_000);
+    // The banner comes once everything is up.
+    await waitFor("the banner", () => gatehouse.output().includes("Gatehouse is running"), {
+      timeoutMs: 60_000,
+    });
     expect(gatehouse.output()).toContain("Listening on loopback only");
 
     // Terminal 3: the rest, one bash session, stopping at the first failing command.
