@@ -318,6 +318,20 @@ describe("reconnect links connect only the asking principal's own credential, on
     expect(await h.prisma.oAuthState.count({ where: { upstreamId: upstream.id } })).toBe(0);
   });
 
+  test("returnTo only leads back to the API or the console, never to another site (#8.9)", async () => {
+    const { t } = await oauthUpstream(false);
+    const connect = (returnTo: string) =>
+      h.request("POST", `/v1/tenants/${t.slug}/upstreams/crm/connect`, { body: { returnTo } });
+    const offsite = await connect("https://evil.example/phish");
+    expect(offsite.status).toBe(400);
+    expect(fieldsOf(offsite.body)).toEqual(["returnTo"]);
+    // The console's own address (CONSOLE_PUBLIC_URL, http://localhost:3000 by default) is fine.
+    const home = await connect("http://localhost:3000/tenants/x/upstreams");
+    expect(home.status).toBe(201);
+    const stored = await h.prisma.oAuthState.findMany({ where: { tenantId: t.id } });
+    expect(stored.map((s) => s.returnTo)).toEqual(["http://localhost:3000/tenants/x/upstreams"]);
+  });
+
   test("a per-user link is bound to its principal and works once", async () => {
     const { t, upstream } = await oauthUpstream(true);
     const err = (await tokens()

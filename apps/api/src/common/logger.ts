@@ -30,6 +30,21 @@ const REDACT = [
   "*.SECRETS_KEY",
 ];
 
+/**
+ * A request URL with every query value replaced: query strings carry connect tickets, OAuth codes
+ * and state, which are credentials for as long as they live. Parameter names stay for debugging.
+ */
+export function redactQuery(url: string): string {
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  const names = url
+    .slice(q + 1)
+    .split("&")
+    .filter(Boolean)
+    .map((pair) => `${pair.split("=")[0]}=[redacted]`);
+  return `${url.slice(0, q)}?${names.join("&")}`;
+}
+
 /** The API's logger; `destination` defaults to stdout (tests pass their own to read what is logged). */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options = {
@@ -41,7 +56,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       req: (req: { id?: string; method?: string; url?: string }) => ({
         id: req.id,
         method: req.method,
-        url: req.url,
+        url: req.url === undefined ? undefined : redactQuery(req.url),
       }),
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
     },

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { LOGGER, PRISMA, SEALER } from "../common/tokens.js";
 import { CredentialsService, scopesFor, tokenRequestParams, toTokenSet } from "./credentials.service.js";
 import { McpOAuthService } from "./mcp-oauth.service.js";
-import type { OAuthSettings } from "./oauth.config.js";
+import { isAllowedReturnTo, type OAuthSettings } from "./oauth.config.js";
 import { OAUTH_SERVERS, OAUTH_SETTINGS } from "./oauth.tokens.js";
 import { describeOAuthError } from "./oauth-errors.js";
 import type { OAuthServers } from "./oauth-servers.js";
@@ -66,6 +66,14 @@ export class ConnectService {
         ErrorCode.UNPROCESSABLE,
         `Upstream ${upstream.name} gets its tokens with the client credentials grant; there is nothing to connect`,
       );
+    }
+    if (opts.returnTo !== undefined && !isAllowedReturnTo(this.settings, opts.returnTo)) {
+      throw new AppError(ErrorCode.VALIDATION_FAILED, "Invalid request body: check returnTo", [
+        {
+          path: "returnTo",
+          message: `Must be a URL on this API or the console (${[...this.settings.returnToOrigins].join(", ")})`,
+        },
+      ]);
     }
     const subject = opts.subject ?? "";
     if (config.perUser && !subject) {
@@ -286,7 +294,8 @@ export class ConnectService {
       tenantId: upstream.tenantId,
       upstream: upstream.name,
       subject: row.subject,
-      returnTo: row.returnTo,
+      // Checked again here: a flow started before returnTo was restricted may still be stored.
+      returnTo: row.returnTo && isAllowedReturnTo(this.settings, row.returnTo) ? row.returnTo : null,
     };
   }
 

@@ -37,6 +37,8 @@ export interface OAuthSettings {
   discoveryIntervalMs: number;
   healthIntervalMs: number;
   workerPort: number | undefined;
+  /** Origins a connect flow may send the person back to (`returnTo`): the API's and the console's. */
+  returnToOrigins: ReadonlySet<string>;
 }
 
 /** Settings from the API config (whatever of `OAuthEnvSchema` it carries; defaults for the rest). */
@@ -55,5 +57,21 @@ export function oauthSettings(config: Record<string, unknown>): OAuthSettings {
     discoveryIntervalMs: env.TOOL_DISCOVERY_INTERVAL_MS,
     healthIntervalMs: env.HEALTH_PROBE_INTERVAL_MS,
     workerPort: env.WORKER_PORT,
+    returnToOrigins: new Set(
+      [publicApiUrl, config.CONSOLE_PUBLIC_URL]
+        .filter((u): u is string => typeof u === "string" && URL.canParse(u))
+        .map((u) => new URL(u).origin),
+    ),
   };
+}
+
+/**
+ * Whether a connect flow may redirect to `returnTo`: only back to Gatehouse's own API or console,
+ * so a connect link cannot be made into an open redirect that carries the person elsewhere.
+ */
+export function isAllowedReturnTo(
+  settings: Pick<OAuthSettings, "returnToOrigins">,
+  returnTo: string,
+): boolean {
+  return URL.canParse(returnTo) && settings.returnToOrigins.has(new URL(returnTo).origin);
 }
