@@ -1,5 +1,11 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Db } from "@gatehouse/db";
 import { AppError, type Bus, ErrorCode, type Principal, type UpstreamSnapshot } from "@gatehouse/shared";
@@ -9,7 +15,7 @@ import type { Registry } from "prom-client";
 import { authenticate, JwtVerifier } from "./auth/authenticate.js";
 import type { GatewayConfig } from "./config/gateway.config.js";
 import { allowedHostSet, rejectForeignHost, rejectForeignOrigin } from "./http/guards.js";
-import { sendAppError, sendEmpty, sendJson } from "./http/respond.js";
+import { jsonRpcError, sendAppError, sendEmpty, sendJson } from "./http/respond.js";
 import { listSignature, mergedList } from "./mcp/aggregate.js";
 import { Dispatcher } from "./mcp/dispatch.js";
 import { SessionRegistry } from "./mcp/local-session.js";
@@ -598,11 +604,29 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     });
   });
 
+  // HTTP the parser cannot take (a bad method, header or framing): the same JSON-RPC error body as
+  // any other bad request, then the connection closes (its framing can no longer be trusted). A
+  // request that did not arrive in time (requestTimeout/headersTimeout) is 408.
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-    // A request that did not arrive in time (requestTimeout/headersTimeout) is 408, anything else 400.
-    const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
-    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
-    else socket.destroy();
+    if (!socket.writable || err.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const body = JSON.stringify(
+      jsonRpcError(
+        null,
+        new AppError(
+          ErrorCode.INVALID_REQUEST,
+          `Malformed HTTP request (${err.code ?? "parse error"}); send a well-formed HTTP/1.1 request.`,
+        ).toJsonRpcError(),
+      ),
+    );
+    logger.debug({ code: err.code }, "malformed HTTP request");
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
   server.keepAliveTimeout = 65_000;
 

@@ -775,7 +775,16 @@ export class McpEndpoint {
     const v = header(req, "mcp-protocol-version");
     if (v !== undefined && looksModern(v)) {
       // 2026-07-28 has no GET stream.
-      sendEmpty(res, 405, { ...caller.headers, allow: "POST" });
+      sendAppError(
+        res,
+        new AppError(
+          ErrorCode.INVALID_REQUEST,
+          "Protocol 2026-07-28 has no GET stream; send requests with POST.",
+        ),
+        null,
+        { ...caller.headers, allow: "POST" },
+        405,
+      );
       return;
     }
     if (!this.checkVersionHeader(req, res, caller, null)) return;
