@@ -1,11 +1,14 @@
 import "reflect-metadata";
 import { randomUUID } from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import { createDb, type Db } from "@gatehouse/db";
-import { type Bus, InProcessBus } from "@gatehouse/shared";
+import { type Bus, ErrorCode, InProcessBus } from "@gatehouse/shared";
 import { createSealer, RedisBus } from "@gatehouse/shared/node";
 import { NestFactory } from "@nestjs/core";
 import { FastifyAdapter, type NestFastifyApplication } from "@nestjs/platform-fastify";
 import { SwaggerModule } from "@nestjs/swagger";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { appModule } from "./app.module.js";
 import { requireJsonBodies } from "./common/json-body.js";
@@ -51,6 +54,38 @@ export async function createApiApp(config: ApiConfig, deps: ApiDeps = {}): Promi
       loggerInstance: logger,
       bodyLimit: BODY_LIMIT_BYTES,
       genReqId: () => randomUUID(),
+      // HTTP the parser cannot take (a bad method, header or framing): the problem body, then the
+      // connection closes.
+      clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
+        if (!socket.writable || err.code === "ECONNRESET") {
+          socket.destroy();
+          return;
+        }
+        const status =
+          err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+        const body = JSON.stringify({
+          error: {
+            code: ErrorCode.INVALID_REQUEST,
+            message: `Malformed HTTP request (${err.code ?? "parse error"}); send a well-formed HTTP/1.1 request`,
+          },
+        });
+        socket.end(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      },
+      // What Fastify refuses before routing (a path that is not valid percent-encoding) gets the
+      // same problem body as every other error, not Fastify's own shape.
+      frameworkErrors: (error: Error, _request: FastifyRequest, reply: FastifyReply) => {
+        void reply
+          .status(400)
+          .header("content-type", "application/json; charset=utf-8")
+          .send({
+            error: {
+              code: ErrorCode.INVALID_REQUEST,
+              message: `${error.message}; percent-encode the path`,
+            },
+          });
+      },
     });
     const app = await NestFactory.create<NestFastifyApplication>(
       appModule({

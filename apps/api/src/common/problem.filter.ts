@@ -154,7 +154,7 @@ function isDatabaseUnavailable(err: unknown): boolean {
   return /^(08|57P0)/.test(sqlState);
 }
 
-/** P2002 (unique) → 409 naming the field, P2025 (record missing) → 404. */
+/** P2002 (unique) → 409 naming the field, P2025 (record missing) → 404, SQLSTATE 22xxx (bad value) → 400. */
 function prismaProblem(err: unknown): Problem | undefined {
   if (!isPrismaKnownError(err)) return undefined;
   if (err.code === "P2002") {
@@ -169,6 +169,17 @@ function prismaProblem(err: unknown): Problem | undefined {
   }
   if (err.code === "P2025") {
     return { status: 404, code: ErrorCode.NOT_FOUND, message: "Not found" };
+  }
+  // SQLSTATE class 22 (data exception): a value from the request the database cannot hold, such as
+  // a NUL character in a path segment. The caller's input, not a bug.
+  const cause = (err.meta?.driverAdapterError as { cause?: { originalCode?: unknown } } | undefined)?.cause;
+  if (typeof cause?.originalCode === "string" && cause.originalCode.startsWith("22")) {
+    return {
+      status: 400,
+      code: ErrorCode.INVALID_REQUEST,
+      message:
+        "The request holds a value that cannot be stored or looked up (such as a NUL character); remove it",
+    };
   }
   return undefined;
 }
