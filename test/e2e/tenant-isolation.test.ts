@@ -881,6 +881,10 @@ describe("gateway", () => {
       expect(res.status).toBe(200);
       expect(leaks(await res.text(), B)).toEqual([]);
     }
+    // Metrics name tenants, upstreams and tools: never on the agents' port (GATEWAY_METRICS_PORT).
+    const metrics = await fetch(`${gw}/metrics`);
+    expect(metrics.status).toBe(404);
+    expect(leaks(await metrics.text(), B)).toEqual([]);
     // RFC 9728: the metadata is public by design; it names B's issuers and nothing else of B.
     const prm = await fetch(`${gw}/.well-known/oauth-protected-resource/t/${B.slug}/mcp`);
     expect(prm.status).toBe(200);
