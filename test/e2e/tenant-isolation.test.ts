@@ -173,6 +173,11 @@ const BODIES: Record<string, (o: Objects) => unknown> = {
     url: tools.url,
   }),
   "PATCH /v1/tenants/:tenant/upstreams/:name": () => ({ description: "changed" }),
+  "POST /v1/tenants/:tenant/upstream-test": () => ({
+    name: uniq("try"),
+    transport: "streamable-http",
+    url: tools.url,
+  }),
   "POST /v1/tenants/:tenant/upstreams/:name/connect": () => ({}),
   "POST /v1/tenants/:tenant/upstreams/:name/credentials/refresh": () => ({}),
   "POST /v1/tenants/:tenant/api-keys": () => ({ name: uniq("key") }),
