@@ -10,7 +10,15 @@ import { join } from "node:path";
 import { ErrorCode } from "@gatehouse/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { printLogsOnFailure } from "../support/hooks.js";
-import { freePort, ManagedProcess, repoRoot, sleep, waitFor, waitForHttpOk } from "../support/processes.js";
+import {
+  freePort,
+  killAll,
+  ManagedProcess,
+  repoRoot,
+  sleep,
+  waitFor,
+  waitForHttpOk,
+} from "../support/processes.js";
 
 printLogsOnFailure();
 
@@ -40,6 +48,7 @@ describe("README walkthrough", () => {
     home = await mkdtemp(join(tmpdir(), "gatehouse-readme-home-"));
   });
   afterAll(async () => {
+    await killAll(); // a failed step must not leave `npm start` or the demo upstream running
     await rm(dataDir, { recursive: true, force: true });
     await rm(home, { recursive: true, force: true });
   });
@@ -85,7 +94,7 @@ describe("README walkthrough", () => {
       env,
     });
     // Terminal 2: the README's block, as written.
-    const demo = new ManagedProcess("demo upstream", "bash", ["-c", upstreamBlock!], { env });
+    const demo = new ManagedProcess("demo upstream", "bash", ["-c", upstreamBlock!], { env, group: true });
     await demo.waitForLine(/^Demo upstream \(server-everything\) at http:\/\/127\.0\.0\.1:\d+\/mcp/, 60_000);
     await waitForHttpOk(gatehouse, `http://127.0.0.1:${gwPort}/readyz`, 90_000);
     await waitForHttpOk(gatehouse, `http://127.0.0.1:${apiPort}/readyz`, 30_000);

@@ -16,6 +16,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** Keep the parent's environment (default true). */
   inheritEnv?: boolean;
+  /**
+   * Run in a process group of its own and signal the whole group: for commands that start others
+   * (`bash -c "npm run …"`), whose grandchildren a signal to the shell alone would leave running.
+   */
+  group?: boolean;
 }
 
 /** A child process whose stdout/stderr are kept (bounded) for printing when a test fails. */
@@ -26,6 +31,7 @@ export class ManagedProcess {
   private lineWaiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
   private stdoutBuf = "";
   exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly group: boolean;
 
   constructor(
     readonly name: string,
@@ -41,7 +47,13 @@ export class ManagedProcess {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    this.child = spawn(command, args, { cwd: opts.cwd ?? repoRoot, env, stdio: ["pipe", "pipe", "pipe"] });
+    this.group = opts.group === true;
+    this.child = spawn(command, args, {
+      cwd: opts.cwd ?? repoRoot,
+      env,
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: this.group,
+    });
     live.add(this);
     this.child.stdout?.setEncoding("utf8");
     this.child.stderr?.setEncoding("utf8");
@@ -122,17 +134,36 @@ export class ManagedProcess {
 
   /** Sends `signal` and waits for the exit (SIGKILL after `graceMs` if it lingers). */
   async kill(signal: NodeJS.Signals = "SIGTERM", graceMs = 5000): Promise<void> {
-    if (!this.running) return;
-    this.child.kill(signal);
+    if (!this.running) {
+      // The leader is gone, but in a group its children may not be.
+      if (this.group) this.signal("SIGKILL");
+      return;
+    }
+    this.signal(signal);
     if (signal === "SIGKILL") {
       await this.exited;
       return;
     }
     const timer = setTimeout(() => {
-      if (this.running) this.child.kill("SIGKILL");
+      if (this.running) this.signal("SIGKILL");
     }, graceMs);
     await this.exited;
     clearTimeout(timer);
+    if (this.group) this.signal("SIGKILL");
+  }
+
+  /** Signals the process, or its whole group when started with `group`. */
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.child.pid;
+    if (this.group && pid !== undefined) {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        // the group is already empty
+      }
+      return;
+    }
+    this.child.kill(signal);
   }
 }
 
@@ -147,7 +178,7 @@ export async function killAll(): Promise<void> {
 }
 
 process.once("exit", () => {
-  for (const p of live) p.child.kill("SIGKILL");
+  for (const p of live) p.signal("SIGKILL");
 });
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
