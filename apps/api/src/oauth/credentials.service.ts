@@ -17,10 +17,9 @@ import { BUS, LOGGER, PRISMA, SEALER } from "../common/tokens.js";
 import type { JobRunner } from "../jobs/job.types.js";
 import { JOB_RUNNER } from "../jobs/jobs.tokens.js";
 import { McpOAuthService } from "./mcp-oauth.service.js";
-import type { OAuthSettings } from "./oauth.config.js";
 import { CredentialRefreshJob, credentialGroup, ReconcileJob } from "./oauth.jobs.js";
 import { OAUTH_METRICS, type OAuthMetrics } from "./oauth.metrics.js";
-import { OAUTH_SERVERS, OAUTH_SETTINGS } from "./oauth.tokens.js";
+import { OAUTH_SERVERS } from "./oauth.tokens.js";
 import { describeOAuthError, type OAuthFailure } from "./oauth-errors.js";
 import type { OAuthServers } from "./oauth-servers.js";
 import { refreshAt } from "./refresh-schedule.js";
@@ -103,7 +102,6 @@ export class CredentialsService {
     @Inject(BUS) private readonly bus: Bus,
     @Inject(JOB_RUNNER) private readonly jobs: JobRunner,
     @Inject(OAUTH_SERVERS) private readonly servers: OAuthServers,
-    @Inject(OAUTH_SETTINGS) private readonly settings: OAuthSettings,
     @Inject(OAUTH_METRICS) private readonly metrics: OAuthMetrics,
     @Inject(McpOAuthService) private readonly mcp: McpOAuthService,
     @Inject(LOGGER) private readonly log: Logger,
@@ -353,11 +351,7 @@ export class CredentialsService {
   }
 
   /** A credential as the API shows it, with its jobs. Never a token. */
-  async view(
-    cred: UpstreamCredential,
-    upstream: Pick<Upstream, "authMode" | "authConfig">,
-  ): Promise<UpstreamCredentialView> {
-    const grant = oauthGrantOf(upstream.authMode, readOAuthAuthConfig(upstream.authConfig));
+  async view(cred: UpstreamCredential): Promise<UpstreamCredentialView> {
     return {
       id: cred.id,
       subject: cred.subject,

@@ -55,7 +55,7 @@ export class UpstreamOAuthService {
       where: { upstreamId: upstream.id },
       orderBy: [{ subject: "asc" }],
     });
-    return { items: await Promise.all(rows.map((row) => this.credentials.view(row, upstream))) };
+    return { items: await Promise.all(rows.map((row) => this.credentials.view(row))) };
   }
 
   /** Queues an immediate refresh (or the first client-credentials token). */
