@@ -2,8 +2,8 @@
 // stack: `npm start`'s embedded entry on Postgres (API, gateway, in-process jobs, and the Next.js
 // console beside them), a real upstream MCP server and a real OpenID provider (oidc-provider) as the
 // platform IdP. Pages are driven by role, label and visible text; axe-core checks every page (no
-// serious or critical violation); each page is photographed in light and dark into
-// apps/web/screenshots/.
+// serious or critical violation); each page is photographed in light and dark into a temporary
+// folder, or with UPDATE_SCREENSHOTS=1 into the committed apps/web/screenshots/.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -30,7 +30,11 @@ const CHROMIUM_ARGS = [
   "--disable-quic",
   "--no-first-run",
 ];
-const SHOTS = join(repoRoot, "apps/web/screenshots");
+// `npm test` leaves the checkout as it found it: the committed screenshots change only on request.
+const SHOTS =
+  process.env.UPDATE_SCREENSHOTS === "1"
+    ? join(repoRoot, "apps/web/screenshots")
+    : join(tmpdir(), "gatehouse-console-screenshots");
 
 let upstream: Fixture;
 let idp: AuthServer;
