@@ -8,7 +8,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { ElicitRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Fixture, startFixture } from "./fixtures.js";
-import { createHarness, type Harness, type Node, sealer, seedKey } from "./harness.js";
+import { createHarness, type Harness, type Node, sealer, seedKey, sseMessages } from "./harness.js";
 
 let h: Harness;
 let db: Db;
@@ -69,37 +69,6 @@ async function post(node: Node, path: string, body: string, hdrs: Record<string,
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...hdrs },
     body,
   });
-}
-
-/** Reads JSON-RPC messages off an SSE response body. */
-function sseMessages(res: Response): { next(): Promise<Record<string, unknown>> } {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  const queue: Record<string, unknown>[] = [];
-  return {
-    async next() {
-      for (;;) {
-        const q = queue.shift();
-        if (q) return q;
-        const { value, done } = await reader.read();
-        if (done) throw new Error("stream ended");
-        buf += decoder.decode(value, { stream: true });
-        let i = buf.indexOf("\n\n");
-        while (i >= 0) {
-          const event = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const data = event
-            .split("\n")
-            .filter((l) => l.startsWith("data:"))
-            .map((l) => l.slice(5).trim())
-            .join("\n");
-          if (data) queue.push(JSON.parse(data) as Record<string, unknown>);
-          i = buf.indexOf("\n\n");
-        }
-      }
-    },
-  };
 }
 
 async function rawSession(

@@ -190,3 +190,34 @@ export async function seedKey(
   });
   return { id: row.id, key: k.key };
 }
+
+/** Reads JSON-RPC messages off an SSE response body. */
+export function sseMessages(res: Response): { next(): Promise<Record<string, unknown>> } {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  const queue: Record<string, unknown>[] = [];
+  return {
+    async next() {
+      for (;;) {
+        const q = queue.shift();
+        if (q) return q;
+        const { value, done } = await reader.read();
+        if (done) throw new Error("stream ended");
+        buf += decoder.decode(value, { stream: true });
+        let i = buf.indexOf("\n\n");
+        while (i >= 0) {
+          const event = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = event
+            .split("\n")
+            .filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trim())
+            .join("\n");
+          if (data) queue.push(JSON.parse(data) as Record<string, unknown>);
+          i = buf.indexOf("\n\n");
+        }
+      }
+    },
+  };
+}
